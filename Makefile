@@ -1,0 +1,127 @@
+# webpoold — see README.md. Plain GNU make; no generated build system.
+
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+VERSION := 0.1.0
+BUILD ?= build
+SANFLAGS ?=
+CFLAGS ?= -O2 -g
+PYTHON ?= /usr/bin/python3
+
+PKGS := libsystemd inih
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+
+WARNINGS := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wsign-compare
+# CI passes WERROR=-Werror; a clean build prints no warning either way.
+WERROR ?=
+ALL_CFLAGS = -std=gnu17 $(WARNINGS) $(WERROR) -D_GNU_SOURCE -DWEBPOOLD_VERSION='"$(VERSION)"' \
+	-Isrc $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(BUILD)/%.o)
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
+
+# Each unit test links its own module plus the pure modules it names here.
+UNIT_EXTRA_config := $(BUILD)/util.o
+UNIT_EXTRA_http := $(BUILD)/util.o
+UNIT_EXTRA_file := $(BUILD)/util.o
+
+BUILD_DEPS := gcc make pkg-config libsystemd-dev libinih-dev media-types
+TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest
+
+.PHONY: all run check deps test-deps unit-tests check-unit check-integration \
+	check-asan check-tsan install uninstall clean
+
+all: $(BUILD)/webpoold
+
+$(BUILD)/webpoold: $(OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD) $(BUILD)/tests:
+	mkdir -p $@
+
+unit-tests: $(UNIT_BINS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/%.o | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/$*.o $(UNIT_EXTRA_$*) \
+		-lcmocka $(PKG_LIBS) -lpthread
+
+# Debian package names; nothing else is fetched. Missing ones are installed
+# (as root, or through sudo) so a fresh machine needs no manual step.
+define install_missing
+	@if command -v dpkg-query >/dev/null 2>&1; then \
+		missing=$$(for p in $(1); do \
+			dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+		done); \
+		if [ -n "$$missing" ]; then \
+			echo "Installing missing packages:" $$missing; \
+			sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+			$$sudo apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+		fi; \
+	else \
+		echo "Not a Debian system: make sure these are installed: $(1)"; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(BUILD_DEPS))
+
+test-deps:
+	$(call install_missing,$(TEST_DEPS))
+
+run: deps
+	$(MAKE) all
+	exec $(BUILD)/webpoold -c conf/demo.conf
+
+check: test-deps
+	$(MAKE) check-unit check-integration
+	$(MAKE) check-asan
+	$(MAKE) check-tsan
+	@echo "make check: all suites passed"
+
+check-unit: unit-tests
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(SANRUN) $$t; done
+
+check-integration: all
+	WEBPOOLD_BIN=$(abspath $(BUILD)/webpoold) $(SANRUN) $(PYTHON) -m pytest -q $(PYTEST_ARGS) tests/integration
+
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+
+# Sanitizer reports make the process exit non-zero (and the integration
+# tests check every daemon's exit status and stderr), so a report fails the run.
+check-asan:
+	$(MAKE) BUILD=build/asan SANFLAGS="$(ASAN_FLAGS)" CFLAGS="-O1 -g" \
+		SANRUN="env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
+		check-unit check-integration
+
+check-tsan:
+	$(MAKE) BUILD=build/tsan SANFLAGS="$(TSAN_FLAGS)" CFLAGS="-O1 -g" \
+		SANRUN="env TSAN_OPTIONS=halt_on_error=1:exitcode=66" \
+		UNIT_BINS=build/tsan/tests/test_pool \
+		check-unit
+
+install: all
+	install -D -m 0755 $(BUILD)/webpoold $(DESTDIR)$(SBINDIR)/webpoold
+	install -D -m 0644 conf/webpoold.conf $(DESTDIR)$(SYSCONFDIR)/webpoold.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/webpoold
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d) $(UNIT_BINS:=.d)

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+/* HTTP/1.1 request parsing (RFC 9112) and response helpers.
+ *
+ * The parser is pure: no I/O, no allocation, no logging. It points slices
+ * into the caller's buffer, which must outlive the HttpRequest. */
+
+#define HTTP_MAX_HEADERS 64
+#define HTTP_MAX_METHOD_LEN 32
+
+typedef struct Slice {
+        const char *ptr;
+        size_t len;
+} Slice;
+
+typedef enum HttpMethod {
+        HTTP_GET,
+        HTTP_HEAD,
+        HTTP_POST,
+        HTTP_PUT,
+        HTTP_DELETE,
+        HTTP_CONNECT,
+        HTTP_OPTIONS,
+        HTTP_TRACE,
+        HTTP_PATCH,
+        HTTP_METHOD_OTHER, /* a syntactically valid token we do not know */
+} HttpMethod;
+
+typedef struct HttpHeader {
+        Slice name;
+        Slice value; /* leading and trailing whitespace removed */
+} HttpHeader;
+
+typedef struct HttpRequest {
+        HttpMethod method;
+        Slice method_name;
+        Slice target; /* request-target exactly as sent */
+        int minor_version; /* HTTP/1.<minor_version> */
+        size_t n_headers;
+        HttpHeader headers[HTTP_MAX_HEADERS];
+} HttpRequest;
+
+/* Parses one request head (request line and header fields, up to and
+ * including the empty line) at the start of buf.
+ *
+ * Returns the number of bytes consumed (> 0), or:
+ *   -EAGAIN           the head is incomplete; call again with more bytes
+ *   -EBADMSG          malformed (400)
+ *   -E2BIG            more than HTTP_MAX_HEADERS fields (431)
+ *   -EPROTONOSUPPORT  an HTTP major version other than 1 (505)
+ * The same bytes give the same answer whether fed whole or one at a time.
+ * Leading empty lines before the request line are skipped (RFC 9112 §2.2).
+ * Bare LF line endings are accepted; a bare CR, a NUL or another control
+ * character, whitespace before a field's colon, and obs-fold are rejected. */
+ssize_t http_parse_request(const char *buf, size_t len, HttpRequest *ret);
+
+/* The status code a parse error maps to (400, 431, 505); 400 for anything
+ * unexpected. */
+int http_status_for_error(int error);
+
+/* The reason phrase for a status code, or NULL for an unknown code. */
+const char *http_status_reason(int status);
+
+/* Case-insensitive header lookup. Returns the first field named `name` and
+ * stores how many fields have that name in *ret_count (may be NULL). */
+const HttpHeader *http_request_header(const HttpRequest *req, const char *name, size_t *ret_count);
+
+/* True when the comma-separated list `value` holds `token`
+ * (case-insensitive), e.g. "close" in "Connection: keep-alive, close". */
+bool http_list_has_token(Slice value, const char *token);
+
+/* Splits an origin-form or absolute-form target into its path (still
+ * percent-encoded) and query (without the '?'; empty if none). Returns 0, or
+ * -EBADMSG when the target is neither (e.g. "*" or "example.com:80"). */
+int http_target_split(Slice target, Slice *ret_path, Slice *ret_query);
+
+/* Percent-decodes a path and removes dot segments (RFC 3986 §5.2.4), writing
+ * a NUL-terminated absolute path ("/a/b") to out. Returns its length, or
+ * -EBADMSG for a bad escape, an encoded or raw NUL, a path not starting with
+ * "/", or dot segments that climb above the root; -ENAMETOOLONG when it does
+ * not fit out_size. Empty segments ("//") are collapsed. A trailing slash is
+ * kept, since it tells a directory request apart. */
+ssize_t http_path_normalize(Slice path, char *out, size_t out_size);
+
+/* Formats an IMF-fixdate (RFC 9110 §5.6.7) into out (at least 30 bytes). */
+void http_format_date(time_t t, char out[static 30]);
+
+/* Parses the three date formats of RFC 9110 §5.6.7. Returns 0 or -EINVAL. */
+int http_parse_date(Slice value, time_t *ret);

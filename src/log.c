@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 2048
+
+int log_max_level = LOG_INFO;
+
+static const char *const level_names[] = {
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
+        [LOG_ERR] = "err",         [LOG_WARNING] = "warning",
+        [LOG_NOTICE] = "notice",   [LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
+};
+
+void log_set_max_level(int level) {
+        log_max_level = level;
+}
+
+int log_level_from_string(const char *s) {
+        for (int i = 0; i < (int) ELEMENTSOF(level_names); i++)
+                if (strcasecmp(s, level_names[i]) == 0)
+                        return i;
+        if (strcasecmp(s, "error") == 0)
+                return LOG_ERR;
+        if (strcasecmp(s, "warn") == 0)
+                return LOG_WARNING;
+        return -EINVAL;
+}
+
+const char *log_level_to_string(int level) {
+        if (level < 0 || level >= (int) ELEMENTSOF(level_names))
+                return NULL;
+        return level_names[level];
+}
+
+/* The whole line goes out in one write(), so lines from different threads
+ * never interleave. */
+int log_internal(int level, int error, const char *format, ...) {
+        char line[LOG_LINE_MAX];
+        va_list ap;
+        int n;
+
+        error = abs(error);
+        n = snprintf(line, sizeof(line), "<%d>", level);
+
+        errno = error; /* so that %m expands to this error */
+        va_start(ap, format);
+        n += vsnprintf(line + n, sizeof(line) - (size_t) n, format, ap);
+        va_end(ap);
+        if (n > (int) sizeof(line) - 2)
+                n = (int) sizeof(line) - 2;
+
+        /* A line may not contain a newline, or journald would split it. */
+        for (char *p = line; p < line + n; p++)
+                if (*p == '\n')
+                        *p = ' ';
+        line[n++] = '\n';
+        (void) !write(STDERR_FILENO, line, (size_t) n);
+        return -error;
+}
