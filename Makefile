@@ -31,9 +31,7 @@ UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 # Each unit test links its own module plus the pure modules it names here.
-UNIT_EXTRA_config := $(BUILD)/util.o
-UNIT_EXTRA_http := $(BUILD)/util.o
-UNIT_EXTRA_file := $(BUILD)/util.o
+UNIT_EXTRA_config := $(BUILD)/log.o
 
 BUILD_DEPS := gcc make pkg-config libsystemd-dev libinih-dev media-types
 TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest

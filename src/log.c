@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,11 @@
 #define LOG_LINE_MAX 2048
 
 int log_max_level = LOG_INFO;
+static bool log_prefix = true;
+
+void log_open(void) {
+        log_prefix = !isatty(STDERR_FILENO);
+}
 
 static const char *const level_names[] = {
         [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
@@ -48,7 +54,7 @@ int log_internal(int level, int error, const char *format, ...) {
         int n;
 
         error = abs(error);
-        n = snprintf(line, sizeof(line), "<%d>", level);
+        n = log_prefix ? snprintf(line, sizeof(line), "<%d>", level) : 0;
 
         errno = error; /* so that %m expands to this error */
         va_start(ap, format);

@@ -11,6 +11,10 @@
 
 extern int log_max_level;
 
+/* Decides whether lines carry the "<N>" prefix: they do unless stderr is a
+ * terminal, where a person reads them. */
+void log_open(void);
+
 void log_set_max_level(int level);
 
 /* Parses "err", "warning", "notice", "info", "debug" (and syslog's other

@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DESIGN
+ *
+ * The acceptor is the main thread. It alone calls epoll_wait() and
+ * epoll_ctl(), and it alone touches a connection while the connection is
+ * parked, so parked state needs no locks:
+ *
+ *   accept ──► parked (EPOLLONESHOT) ──event──► pool ──► conn_run() on a worker
+ *                 ▲                                             │
+ *                 └──── returned list + eventfd ◄── verdict ────┘
+ *
+ * A worker never re-arms epoll itself: it pushes the connection onto the
+ * returned list (under a mutex) and pokes an eventfd when the list was
+ * empty. The acceptor then closes, requeues or parks it: idle keep-alive
+ * connections on the idle list, partial request heads on the header list,
+ * full sockets on the write list. Each list has one timeout, so appending
+ * keeps it sorted by deadline and expiry only looks at the heads.
+ *
+ * Stopping: the first SIGTERM/SIGINT closes the listeners, closes idle
+ * connections and lets the rest finish (responses say Connection: close).
+ * When the shutdown timeout passes, or on a second signal, whatever is left
+ * is cut. The loop returns once no connection is left.
+ */
+#include "acceptor.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define ACCEPTOR_MAX_EVENTS 256
+#define ACCEPTOR_ACCEPT_BATCH 64
+#define ACCEPTOR_PAUSE_USEC (100 * USEC_PER_MSEC) /* after EMFILE and friends */
+#define ACCEPTOR_TICK_MSEC 1000
+
+enum {
+        SOURCE_LISTENER = 1,
+        SOURCE_SIGNAL,
+        SOURCE_RETURN,
+        SOURCE_CONN, /* a Conn: its first two fields match Source */
+};
+
+typedef struct Source {
+        int kind;
+        int fd;
+} Source;
+
+enum {
+        LIST_NONE,
+        LIST_HEADER, /* waiting for (the rest of) a request head */
+        LIST_IDLE,   /* keep-alive, nothing sent yet */
+        LIST_WRITE,  /* waiting for the socket to drain */
+        _LIST_MAX,
+};
+
+typedef struct ConnList {
+        Conn *head, *tail;
+} ConnList;
+
+struct Acceptor {
+        ServeContext *ctx;
+        Pool *pool;
+        int epoll_fd;
+        Source signal_source;
+        Source return_source;
+        Source *listeners;
+        size_t n_listeners;
+        bool listeners_armed;
+        bool socket_activated;
+        uint64_t resume_accept_usec;
+
+        pthread_mutex_t return_lock;
+        Conn *returned;
+
+        ConnList lists[_LIST_MAX];
+        unsigned n_conns;
+
+        bool draining;
+        bool cutting;
+        uint64_t drain_deadline_usec;
+};
+
+static void list_append(Acceptor *a, int list, Conn *c, uint64_t deadline) {
+        ConnList *l = &a->lists[list];
+        c->list = list;
+        c->deadline_usec = deadline;
+        c->next = NULL;
+        c->prev = l->tail;
+        if (l->tail)
+                l->tail->next = c;
+        else
+                l->head = c;
+        l->tail = c;
+}
+
+static void list_remove(Acceptor *a, Conn *c) {
+        ConnList *l = &a->lists[c->list];
+        if (c->list == LIST_NONE)
+                return;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                l->head = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        else
+                l->tail = c->prev;
+        c->prev = c->next = NULL;
+        c->list = LIST_NONE;
+}
+
+static int epoll_update(Acceptor *a, int op, Source *s, uint32_t events) {
+        struct epoll_event ev = { .events = events, .data.ptr = s };
+        return epoll_ctl(a->epoll_fd, op, s->fd, &ev) < 0 ? -errno : 0;
+}
+
+static void listeners_arm(Acceptor *a, bool arm) {
+        if (a->listeners_armed == arm)
+                return;
+        for (size_t i = 0; i < a->n_listeners; i++) {
+                int r = epoll_update(a, arm ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, &a->listeners[i], EPOLLIN);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to %s listener, ignoring: %m",
+                                          arm ? "resume" : "pause");
+        }
+        a->listeners_armed = arm;
+}
+
+static void conn_close(Acceptor *a, Conn *c) {
+        list_remove(a, c);
+        conn_free(c);
+        a->n_conns--;
+}
+
+/* Resumes accepting once a pause has run out and there is room again. */
+static void maybe_resume_accepting(Acceptor *a, uint64_t now) {
+        if (a->listeners_armed || a->draining || now < a->resume_accept_usec)
+                return;
+        if (a->n_conns < a->ctx->config->max_connections)
+                listeners_arm(a, true);
+}
+
+static void worker_job(void *userdata);
+
+/* Hands a connection to the pool. It is not ours again until it returns. */
+static void dispatch(Acceptor *a, Conn *c) {
+        list_remove(a, c);
+        int r = pool_submit(a->pool, worker_job, c);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to queue connection, closing it: %m");
+                conn_close(a, c);
+        }
+}
+
+/* Runs on a worker. */
+static void worker_job(void *userdata) {
+        Conn *c = userdata;
+        Acceptor *a = c->owner;
+
+        c->verdict = conn_run(c);
+
+        pthread_mutex_lock(&a->return_lock);
+        bool was_empty = !a->returned;
+        c->next_returned = a->returned;
+        a->returned = c;
+        pthread_mutex_unlock(&a->return_lock);
+
+        if (was_empty) {
+                uint64_t one = 1;
+                /* Only fails if the counter would overflow, which cannot
+                 * happen with the acceptor reading it. */
+                (void) !write(a->return_source.fd, &one, sizeof(one));
+        }
+}
+
+static void park(Acceptor *a, Conn *c, int list, uint64_t deadline, uint32_t events) {
+        int r = epoll_update(a, EPOLL_CTL_MOD, (Source *) c, events | EPOLLONESHOT);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to park connection, closing it: %m");
+                return conn_close(a, c);
+        }
+        list_append(a, list, c, deadline);
+}
+
+static void take_back(Acceptor *a, Conn *c, uint64_t now) {
+        const Config *cfg = a->ctx->config;
+
+        if (a->cutting)
+                return conn_close(a, c);
+
+        switch (c->verdict) {
+        case CONN_REQUEUE:
+                return dispatch(a, c);
+        case CONN_PARK_WRITE:
+                return park(a, c, LIST_WRITE, now + cfg->send_timeout_usec, EPOLLOUT);
+        case CONN_PARK_READ:
+                if (a->draining && conn_is_idle(c))
+                        return conn_close(a, c);
+                if (conn_waiting_first_byte(c) && c->n_requests > 0)
+                        return park(a, c, LIST_IDLE, now + cfg->keepalive_timeout_usec, EPOLLIN);
+                return park(a, c, LIST_HEADER, c->request_started_usec + cfg->header_timeout_usec,
+                            EPOLLIN);
+        case CONN_CLOSE:
+        default:
+                return conn_close(a, c);
+        }
+}
+
+static void take_back_returned(Acceptor *a, uint64_t now) {
+        uint64_t counter;
+
+        (void) !read(a->return_source.fd, &counter, sizeof(counter));
+        pthread_mutex_lock(&a->return_lock);
+        Conn *c = TAKE_PTR(a->returned);
+        pthread_mutex_unlock(&a->return_lock);
+
+        while (c) {
+                Conn *next = c->next_returned;
+                take_back(a, c, now);
+                c = next;
+        }
+}
+
+static bool accept_error_is_transient(int error) {
+        /* The connection died before we took it; try the next one. */
+        return error == ECONNABORTED || error == EPROTO || error == EPERM || error == EINTR;
+}
+
+static void accept_one(Acceptor *a, int fd, uint64_t now) {
+        static const int one = 1;
+
+        /* Responses go out as head plus sendfile with MSG_MORE in between, so
+         * Nagle would only delay the last segment. Fails on unix sockets. */
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+        Conn *c = conn_new(fd, a->ctx, now);
+        if (!c) {
+                log_warning("Out of memory for a new connection, closing it.");
+                (void) close(fd);
+                return;
+        }
+        c->kind = SOURCE_CONN;
+        c->owner = a;
+        int r = epoll_update(a, EPOLL_CTL_ADD, (Source *) c, EPOLLIN | EPOLLONESHOT);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to watch new connection, closing it: %m");
+                conn_free(c);
+                return;
+        }
+        a->n_conns++;
+        list_append(a, LIST_HEADER, c, now + a->ctx->config->header_timeout_usec);
+}
+
+/* Accepts a batch from one listener. Returns false when the listener has
+ * nothing more (or we must pause), true when it may have more. */
+static bool accept_batch(Acceptor *a, int listen_fd, uint64_t now) {
+        for (int i = 0; i < ACCEPTOR_ACCEPT_BATCH; i++) {
+                if (a->n_conns >= a->ctx->config->max_connections) {
+                        listeners_arm(a, false);
+                        return false;
+                }
+                int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd >= 0) {
+                        accept_one(a, fd, now);
+                        continue;
+                }
+                if (errno == EAGAIN)
+                        return false;
+                if (accept_error_is_transient(errno))
+                        continue;
+                /* EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once
+                 * would spin. Pause, as OpenBSD httpd does. */
+                log_warning_errno(errno, "Failed to accept connection, pausing for 100ms: %m");
+                listeners_arm(a, false);
+                a->resume_accept_usec = now + ACCEPTOR_PAUSE_USEC;
+                return false;
+        }
+        return true;
+}
+
+static void close_listeners(Acceptor *a) {
+        listeners_arm(a, false);
+        for (size_t i = 0; i < a->n_listeners; i++)
+                a->listeners[i].fd = safe_close(a->listeners[i].fd);
+        a->n_listeners = 0;
+}
+
+static void close_idle(Acceptor *a, int list) {
+        Conn *next;
+        for (Conn *c = a->lists[list].head; c; c = next) {
+                next = c->next;
+                if (conn_is_idle(c))
+                        conn_close(a, c);
+        }
+}
+
+static void begin_drain(Acceptor *a, uint64_t now) {
+        a->draining = true;
+        atomic_store(&a->ctx->draining, true);
+
+        /* Our own listeners die with us, and so would the connections in
+         * their backlog: take those in and answer them. With socket
+         * activation systemd keeps the listeners, and the backlog waits for
+         * the next instance instead. */
+        if (!a->socket_activated)
+                for (size_t i = 0; i < a->n_listeners; i++)
+                        while (a->n_conns < a->ctx->config->max_connections &&
+                               accept_batch(a, a->listeners[i].fd, now))
+                                ;
+        close_listeners(a);
+        close_idle(a, LIST_IDLE);
+        close_idle(a, LIST_HEADER);
+
+        a->drain_deadline_usec = now + a->ctx->config->shutdown_timeout_usec;
+        (void) sd_notify(0, "STOPPING=1\nSTATUS=Draining connections...");
+        log_info("Stopping: no longer accepting, draining %u connection(s).", a->n_conns);
+}
+
+static void cut_remaining(Acceptor *a, const char *why) {
+        if (a->cutting)
+                return;
+        a->cutting = true;
+        if (a->n_conns > 0)
+                log_warning("%s: cutting %u remaining connection(s).", why, a->n_conns);
+        for (int l = LIST_NONE + 1; l < _LIST_MAX; l++)
+                while (a->lists[l].head)
+                        conn_close(a, a->lists[l].head);
+        /* Connections on workers are closed as they come back, which is soon:
+         * a worker never waits for a client. */
+}
+
+static void handle_signal(Acceptor *a, uint64_t now) {
+        struct signalfd_siginfo si;
+
+        while (read(a->signal_source.fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                        log_notice("Received SIGHUP; configuration reload is not supported yet, ignoring.");
+                        continue;
+                }
+                if (a->draining)
+                        cut_remaining(a, "Second stop signal received");
+                else
+                        begin_drain(a, now);
+        }
+}
+
+static void expire_list(Acceptor *a, int list, uint64_t now, const char *what) {
+        while (a->lists[list].head && a->lists[list].head->deadline_usec <= now) {
+                log_debug("Closing connection: %s timed out.", what);
+                conn_close(a, a->lists[list].head);
+        }
+}
+
+static void expire(Acceptor *a, uint64_t now) {
+        expire_list(a, LIST_HEADER, now, "request head");
+        expire_list(a, LIST_IDLE, now, "keep-alive");
+        expire_list(a, LIST_WRITE, now, "send");
+        if (a->draining && now >= a->drain_deadline_usec)
+                cut_remaining(a, "Shutdown timeout reached");
+        maybe_resume_accepting(a, now);
+}
+
+static int next_timeout_msec(const Acceptor *a, uint64_t now) {
+        uint64_t next = now + ACCEPTOR_TICK_MSEC * USEC_PER_MSEC;
+
+        for (int l = LIST_NONE + 1; l < _LIST_MAX; l++)
+                if (a->lists[l].head)
+                        next = MIN(next, a->lists[l].head->deadline_usec);
+        if (a->draining && !a->cutting)
+                next = MIN(next, a->drain_deadline_usec);
+        if (!a->listeners_armed && !a->draining && a->resume_accept_usec > now)
+                next = MIN(next, a->resume_accept_usec);
+        if (next <= now)
+                return 0;
+        return (int) ((next - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
+}
+
+static void handle_event(Acceptor *a, const struct epoll_event *ev, uint64_t now) {
+        Source *s = ev->data.ptr;
+
+        switch (s->kind) {
+        case SOURCE_LISTENER:
+                (void) accept_batch(a, s->fd, now);
+                break;
+        case SOURCE_SIGNAL:
+                handle_signal(a, now);
+                break;
+        case SOURCE_RETURN:
+                take_back_returned(a, now);
+                break;
+        case SOURCE_CONN:
+                dispatch(a, (Conn *) s);
+                break;
+        }
+}
+
+int acceptor_run(Acceptor *a) {
+        struct epoll_event events[ACCEPTOR_MAX_EVENTS];
+
+        while (!(a->draining && a->n_conns == 0)) {
+                int n = epoll_wait(a->epoll_fd, events, ACCEPTOR_MAX_EVENTS,
+                                   next_timeout_msec(a, now_usec()));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return log_error_errno(errno, "epoll_wait() failed: %m");
+                }
+                uint64_t now = now_usec();
+                for (int i = 0; i < n; i++)
+                        handle_event(a, &events[i], now);
+                expire(a, now);
+        }
+        return 0;
+}
+
+static int acceptor_setup_fds(Acceptor *a) {
+        sigset_t mask;
+
+        a->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (a->epoll_fd < 0)
+                return -errno;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        a->signal_source = (Source) { .kind = SOURCE_SIGNAL, .fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC) };
+        if (a->signal_source.fd < 0)
+                return -errno;
+        a->return_source = (Source) { .kind = SOURCE_RETURN, .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+        if (a->return_source.fd < 0)
+                return -errno;
+
+        int r = epoll_update(a, EPOLL_CTL_ADD, &a->signal_source, EPOLLIN);
+        if (r < 0)
+                return r;
+        return epoll_update(a, EPOLL_CTL_ADD, &a->return_source, EPOLLIN);
+}
+
+int acceptor_new(ServeContext *ctx, Pool *pool, const int *listen_fds, size_t n_listen,
+                 bool socket_activated, Acceptor **ret) {
+        Acceptor *a = calloc(1, sizeof(Acceptor));
+        if (!a)
+                return -ENOMEM;
+        *a = (Acceptor) {
+                .ctx = ctx,
+                .pool = pool,
+                .epoll_fd = -EBADF,
+                .signal_source.fd = -EBADF,
+                .return_source.fd = -EBADF,
+                .socket_activated = socket_activated,
+        };
+        pthread_mutex_init(&a->return_lock, NULL);
+
+        a->listeners = calloc(n_listen, sizeof(Source));
+        if (!a->listeners) {
+                acceptor_free(a);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n_listen; i++)
+                a->listeners[a->n_listeners++] = (Source) { .kind = SOURCE_LISTENER, .fd = listen_fds[i] };
+
+        int r = acceptor_setup_fds(a);
+        if (r < 0) {
+                acceptor_free(a);
+                return r;
+        }
+        listeners_arm(a, true);
+        *ret = a;
+        return 0;
+}
+
+Acceptor *acceptor_free(Acceptor *a) {
+        if (!a)
+                return NULL;
+        close_listeners(a);
+        for (int l = LIST_NONE + 1; l < _LIST_MAX; l++)
+                while (a->lists[l].head)
+                        conn_close(a, a->lists[l].head);
+        (void) safe_close(a->signal_source.fd);
+        (void) safe_close(a->return_source.fd);
+        (void) safe_close(a->epoll_fd);
+        pthread_mutex_destroy(&a->return_lock);
+        free(a->listeners);
+        free(a);
+        return NULL;
+}

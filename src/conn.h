@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "mime.h"
+
+/* One client connection, and the state machine a worker runs on it.
+ *
+ * Ownership: a Conn is owned by exactly one party at a time: parked in the
+ * acceptor's epoll set, queued in the pool, or running in conn_run() on one
+ * worker. conn_run() never blocks: it reads what is there, answers complete
+ * requests, and returns a verdict telling the acceptor how to park it. */
+
+#define CONN_HEAD_MAX 2048              /* response head; ours are short */
+#define CONN_MAX_REQUESTS_PER_TURN 32   /* pipelined requests before yielding */
+#define CONN_MAX_BYTES_PER_TURN (4U << 20) /* body bytes before yielding */
+#define CONN_MAX_DISCARD_BODY (1U << 20)   /* request body we read and drop */
+
+/* Shared by every connection; read-only while serving except the counters. */
+typedef struct ServeContext {
+        const Config *config;
+        int root_fd;
+        const MimeTable *mime;
+        atomic_bool draining;           /* answer with Connection: close */
+        atomic_uint_fast64_t n_requests;
+        atomic_uint_fast64_t n_4xx;
+        atomic_uint_fast64_t n_5xx;
+} ServeContext;
+
+typedef enum ConnVerdict {
+        CONN_PARK_READ,  /* wait for request bytes (or idle keep-alive) */
+        CONN_PARK_WRITE, /* the socket is full mid-response */
+        CONN_REQUEUE,    /* more to do at once, but let others have a turn */
+        CONN_CLOSE,
+} ConnVerdict;
+
+typedef struct Conn Conn;
+
+struct Conn {
+        int kind; /* first: the acceptor tells event sources apart by it */
+        int fd;
+        ServeContext *ctx;
+
+        char *in; /* request bytes, capacity config->max_header_bytes */
+        size_t in_len;
+        uint64_t discard_body; /* request body bytes still to drop */
+        unsigned n_requests;
+        uint64_t request_started_usec; /* first byte of the pending request */
+
+        char head[CONN_HEAD_MAX];
+        size_t head_len, head_sent;
+        const char *body_mem; /* built-in page, static storage */
+        size_t body_mem_len, body_mem_sent;
+        int file_fd;
+        off_t file_pos, file_end;
+        bool responding;
+        bool close_after;
+
+        /* Owned by the acceptor while parked or returned. */
+        void *owner;
+        ConnVerdict verdict;
+        Conn *prev, *next;
+        Conn *next_returned;
+        int list;
+        uint64_t deadline_usec;
+};
+
+/* Allocates a connection for an accepted socket. NULL on ENOMEM. */
+Conn *conn_new(int fd, ServeContext *ctx, uint64_t now);
+
+/* Closes the socket and any open file, frees. Accepts NULL; returns NULL. */
+Conn *conn_free(Conn *c);
+
+/* Runs the connection until it would block or must yield. */
+ConnVerdict conn_run(Conn *c);
+
+/* True when nothing of a next request has arrived (in our buffer or, checked
+ * without blocking, in the socket): safe to close while draining. */
+bool conn_is_idle(const Conn *c);
+
+/* True when the connection has sent nothing yet on a new request; used to
+ * tell idle keep-alive from a slow request head. */
+static inline bool conn_waiting_first_byte(const Conn *c) {
+        return c->in_len == 0 && !c->responding;
+}
