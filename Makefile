@@ -112,12 +112,25 @@ check-tsan:
 		UNIT_BINS=build/tsan/tests/test_pool \
 		check-unit
 
+# The units name /usr/sbin/webpoold; point them at where we really install.
 install: all
 	install -D -m 0755 $(BUILD)/webpoold $(DESTDIR)$(SBINDIR)/webpoold
-	install -D -m 0644 conf/webpoold.conf $(DESTDIR)$(SYSCONFDIR)/webpoold.conf
+	install -D -m 0644 man/webpoold.8 $(DESTDIR)$(MANDIR)/man8/webpoold.8
+	install -D -m 0644 man/webpoold.conf.5 $(DESTDIR)$(MANDIR)/man5/webpoold.conf.5
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/sbin/webpoold|$(SBINDIR)/webpoold|g; s|/etc/webpoold.conf|$(SYSCONFDIR)/webpoold.conf|g' \
+		systemd/webpoold.service > $(DESTDIR)$(UNITDIR)/webpoold.service
+	install -m 0644 systemd/webpoold.socket $(DESTDIR)$(UNITDIR)/webpoold.socket
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/webpoold.conf ]; then \
+		echo "Keeping existing $(DESTDIR)$(SYSCONFDIR)/webpoold.conf"; \
+	else \
+		install -D -m 0644 conf/webpoold.conf $(DESTDIR)$(SYSCONFDIR)/webpoold.conf; \
+	fi
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/webpoold
+	rm -f $(DESTDIR)$(SBINDIR)/webpoold $(DESTDIR)$(MANDIR)/man8/webpoold.8 \
+		$(DESTDIR)$(MANDIR)/man5/webpoold.conf.5 $(DESTDIR)$(UNITDIR)/webpoold.service \
+		$(DESTDIR)$(UNITDIR)/webpoold.socket
 
 clean:
 	rm -rf build

@@ -92,6 +92,18 @@ static void raise_nofile_limit(void) {
                 log_warning_errno(errno, "Failed to raise the open file limit, ignoring: %m");
 }
 
+/* Each connection takes a descriptor, and up to two more while it is being
+ * answered (the file, an error page). Say so if the limit caps the setting. */
+static void check_nofile_limit(const Config *c) {
+        struct rlimit rl;
+        uint64_t wanted = (uint64_t) c->max_connections + c->workers * 2U + 64U;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
+                log_warning("max_connections=%u needs about %" PRIu64 " file descriptors but the limit is %llu; "
+                            "raise LimitNOFILE= or expect accepting to pause near the limit.",
+                            c->max_connections, wanted, (unsigned long long) rl.rlim_cur);
+}
+
 static int open_listeners(const Config *c, int fds[static LISTEN_MAX_FDS], size_t *ret_n,
                           bool *ret_activated) {
         int bad_fd = -1;
@@ -197,6 +209,7 @@ static int run(const Options *o) {
         }
         log_set_max_level(config.log_level);
         raise_nofile_limit();
+        check_nofile_limit(&config);
         setup_signals();
 
         if (mime_table_new(NULL, &mime, &mime_error) < 0) {
