@@ -45,6 +45,9 @@
 #define ACCEPTOR_ACCEPT_BATCH 64
 #define ACCEPTOR_PAUSE_USEC (100 * USEC_PER_MSEC) /* after EMFILE and friends */
 #define ACCEPTOR_TICK_MSEC 1000
+#define ACCEPTOR_LINGER_USEC (2 * USEC_PER_SEC)
+#define ACCEPTOR_DRAIN_GRACE_USEC USEC_PER_SEC
+#define ACCEPTOR_LINGER_READ_MAX (64U * 1024U) /* per wakeup */
 
 enum {
         SOURCE_LISTENER = 1,
@@ -63,6 +66,7 @@ enum {
         LIST_HEADER, /* waiting for (the rest of) a request head */
         LIST_IDLE,   /* keep-alive, nothing sent yet */
         LIST_WRITE,  /* waiting for the socket to drain */
+        LIST_LINGER, /* answered, write side shut, waiting for the client's EOF */
         _LIST_MAX,
 };
 
@@ -88,22 +92,35 @@ struct Acceptor {
         ConnList lists[_LIST_MAX];
         unsigned n_conns;
 
+        unsigned pending_stops; /* signals read, acted on after the event batch */
         bool draining;
         bool cutting;
         uint64_t drain_deadline_usec;
 };
 
-static void list_append(Acceptor *a, int list, Conn *c, uint64_t deadline) {
+/* Keeps each list sorted by deadline, so expiry only looks at the head.
+ * Deadlines mostly arrive in order (now + one timeout), so the walk from the
+ * tail is short; the exceptions are request heads, whose deadline counts from
+ * the request's first byte, and lingering connections parked again. */
+static void list_insert(Acceptor *a, int list, Conn *c, uint64_t deadline) {
         ConnList *l = &a->lists[list];
+        Conn *after = l->tail;
+
+        while (after && after->deadline_usec > deadline)
+                after = after->prev;
+
         c->list = list;
         c->deadline_usec = deadline;
-        c->next = NULL;
-        c->prev = l->tail;
-        if (l->tail)
-                l->tail->next = c;
+        c->prev = after;
+        c->next = after ? after->next : l->head;
+        if (c->next)
+                c->next->prev = c;
+        else
+                l->tail = c;
+        if (after)
+                after->next = c;
         else
                 l->head = c;
-        l->tail = c;
 }
 
 static void list_remove(Acceptor *a, Conn *c) {
@@ -155,8 +172,45 @@ static void maybe_resume_accepting(Acceptor *a, uint64_t now) {
 
 static void worker_job(void *userdata);
 
+static void park(Acceptor *a, Conn *c, int list, uint64_t deadline, uint32_t events);
+
+/* Closing a socket that still holds unread bytes makes the kernel send RST,
+ * which can destroy the response before the client has read it (RFC 9112
+ * §9.6). So after a final response we shut down our side only, and read and
+ * drop whatever the client still sends until it closes or a short deadline
+ * passes. This costs no worker: reading into a scratch buffer is cheap and
+ * bounded per wakeup. */
+static void linger_begin(Acceptor *a, Conn *c, uint64_t now) {
+        if (shutdown(c->fd, SHUT_WR) < 0)
+                return conn_close(a, c);
+        park(a, c, LIST_LINGER, now + ACCEPTOR_LINGER_USEC, EPOLLIN);
+}
+
+static void linger_read(Acceptor *a, Conn *c) {
+        static char scratch[16384]; /* contents never read: shared is fine */
+        size_t total = 0;
+        uint64_t deadline = c->deadline_usec;
+
+        list_remove(a, c);
+        while (total < ACCEPTOR_LINGER_READ_MAX) {
+                ssize_t n = recv(c->fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+                if (n > 0) {
+                        total += (size_t) n;
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                return conn_close(a, c); /* EOF or error: the client is done */
+        }
+        park(a, c, LIST_LINGER, deadline, EPOLLIN);
+}
+
 /* Hands a connection to the pool. It is not ours again until it returns. */
 static void dispatch(Acceptor *a, Conn *c) {
+        if (c->list == LIST_LINGER)
+                return linger_read(a, c);
         list_remove(a, c);
         int r = pool_submit(a->pool, worker_job, c);
         if (r < 0) {
@@ -192,7 +246,7 @@ static void park(Acceptor *a, Conn *c, int list, uint64_t deadline, uint32_t eve
                 log_warning_errno(r, "Failed to park connection, closing it: %m");
                 return conn_close(a, c);
         }
-        list_append(a, list, c, deadline);
+        list_insert(a, list, c, deadline);
 }
 
 static void take_back(Acceptor *a, Conn *c, uint64_t now) {
@@ -206,6 +260,8 @@ static void take_back(Acceptor *a, Conn *c, uint64_t now) {
                 return dispatch(a, c);
         case CONN_PARK_WRITE:
                 return park(a, c, LIST_WRITE, now + cfg->send_timeout_usec, EPOLLOUT);
+        case CONN_LINGER:
+                return linger_begin(a, c, now);
         case CONN_PARK_READ:
                 if (a->draining && conn_is_idle(c))
                         return conn_close(a, c);
@@ -261,7 +317,7 @@ static void accept_one(Acceptor *a, int fd, uint64_t now) {
                 return;
         }
         a->n_conns++;
-        list_append(a, LIST_HEADER, c, now + a->ctx->config->header_timeout_usec);
+        list_insert(a, LIST_HEADER, c, now + a->ctx->config->header_timeout_usec);
 }
 
 /* Accepts a batch from one listener. Returns false when the listener has
@@ -298,11 +354,16 @@ static void close_listeners(Acceptor *a) {
         a->n_listeners = 0;
 }
 
-static void close_idle(Acceptor *a, int list) {
+/* Closes the connections of a list that have nothing of a request pending.
+ * A connection opened less than ACCEPTOR_DRAIN_GRACE_USEC before `now` is
+ * spared: its request may still be on the wire. */
+static void close_idle(Acceptor *a, int list, uint64_t now) {
         Conn *next;
         for (Conn *c = a->lists[list].head; c; c = next) {
                 next = c->next;
-                if (conn_is_idle(c))
+                bool fresh = c->n_requests == 0 &&
+                             c->request_started_usec + ACCEPTOR_DRAIN_GRACE_USEC > now;
+                if (!fresh && conn_is_idle(c))
                         conn_close(a, c);
         }
 }
@@ -321,8 +382,8 @@ static void begin_drain(Acceptor *a, uint64_t now) {
                                accept_batch(a, a->listeners[i].fd, now))
                                 ;
         close_listeners(a);
-        close_idle(a, LIST_IDLE);
-        close_idle(a, LIST_HEADER);
+        close_idle(a, LIST_IDLE, UINT64_MAX);
+        close_idle(a, LIST_HEADER, now);
 
         a->drain_deadline_usec = now + a->ctx->config->shutdown_timeout_usec;
         (void) sd_notify(0, "STOPPING=1\nSTATUS=Draining connections...");
@@ -342,14 +403,21 @@ static void cut_remaining(Acceptor *a, const char *why) {
          * a worker never waits for a client. */
 }
 
-static void handle_signal(Acceptor *a, uint64_t now) {
+/* Only records what arrived: acting on it closes connections, and later
+ * entries of the same epoll batch may point at them. */
+static void read_signals(Acceptor *a) {
         struct signalfd_siginfo si;
 
         while (read(a->signal_source.fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
-                if (si.ssi_signo == SIGHUP) {
+                if (si.ssi_signo == SIGHUP)
                         log_notice("Received SIGHUP; configuration reload is not supported yet, ignoring.");
-                        continue;
-                }
+                else
+                        a->pending_stops++;
+        }
+}
+
+static void act_on_signals(Acceptor *a, uint64_t now) {
+        for (; a->pending_stops > 0; a->pending_stops--) {
                 if (a->draining)
                         cut_remaining(a, "Second stop signal received");
                 else
@@ -368,6 +436,9 @@ static void expire(Acceptor *a, uint64_t now) {
         expire_list(a, LIST_HEADER, now, "request head");
         expire_list(a, LIST_IDLE, now, "keep-alive");
         expire_list(a, LIST_WRITE, now, "send");
+        expire_list(a, LIST_LINGER, now, "lingering close");
+        if (a->draining && !a->cutting)
+                close_idle(a, LIST_HEADER, now);
         if (a->draining && now >= a->drain_deadline_usec)
                 cut_remaining(a, "Shutdown timeout reached");
         maybe_resume_accepting(a, now);
@@ -396,7 +467,7 @@ static void handle_event(Acceptor *a, const struct epoll_event *ev, uint64_t now
                 (void) accept_batch(a, s->fd, now);
                 break;
         case SOURCE_SIGNAL:
-                handle_signal(a, now);
+                read_signals(a);
                 break;
         case SOURCE_RETURN:
                 take_back_returned(a, now);
@@ -421,6 +492,7 @@ int acceptor_run(Acceptor *a) {
                 uint64_t now = now_usec();
                 for (int i = 0; i < n; i++)
                         handle_event(a, &events[i], now);
+                act_on_signals(a, now);
                 expire(a, now);
         }
         return 0;
@@ -490,6 +562,11 @@ Acceptor *acceptor_free(Acceptor *a) {
         for (int l = LIST_NONE + 1; l < _LIST_MAX; l++)
                 while (a->lists[l].head)
                         conn_close(a, a->lists[l].head);
+        /* Only non-empty if the loop failed while workers were busy. */
+        for (Conn *c = a->returned, *next; c; c = next) {
+                next = c->next_returned;
+                conn_free(c);
+        }
         (void) safe_close(a->signal_source.fd);
         (void) safe_close(a->return_source.fd);
         (void) safe_close(a->epoll_fd);

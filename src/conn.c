@@ -41,6 +41,8 @@
 #include "util.h"
 
 #define CONN_MAX_PATH 4096
+#define CONN_MAX_LOCATION 1024 /* longer redirects get 414 */
+#define CONN_HEAD_RESERVE 32   /* for head_finish()'s longest ending */
 #define CONN_SENDFILE_CHUNK (1U << 20)
 
 #define PAGE(code, reason)                                                      \
@@ -114,22 +116,28 @@ static const char *cached_date(void) {
         return text;
 }
 
+/* Appends to the response head. A head that does not fit is never sent cut
+ * short (that would break the framing): the overflow is remembered, and the
+ * caller answers 500 instead. */
 _printf_(2, 3) static void head_append(Conn *c, const char *format, ...) {
         va_list ap;
-        size_t room = sizeof(c->head) - c->head_len;
+        size_t room = sizeof(c->head) - CONN_HEAD_RESERVE - c->head_len;
 
         va_start(ap, format);
         int n = vsnprintf(c->head + c->head_len, room, format, ap);
         va_end(ap);
-        /* Our heads are short; a value that would not fit is cut, and the
-         * head is still terminated by head_finish(). */
-        c->head_len += n < 0 ? 0 : MIN((size_t) n, room - 1);
+        if (n < 0 || (size_t) n >= room) {
+                c->head_overflow = true;
+                return;
+        }
+        c->head_len += (size_t) n;
 }
 
 static void head_start(Conn *c, int status) {
         const char *reason = http_status_reason(status);
 
         c->head_len = c->head_sent = 0;
+        c->head_overflow = false;
         c->responding = true;
         head_append(c, "HTTP/1.1 %d %s\r\nServer: webpoold\r\nDate: %s\r\n",
                     status, reason ? reason : "Unknown", cached_date());
@@ -139,16 +147,22 @@ static void head_start(Conn *c, int status) {
                 atomic_fetch_add_explicit(&c->ctx->n_4xx, 1, memory_order_relaxed);
 }
 
-static void head_finish(Conn *c, const ResponseInfo *info) {
-        /* Leave room for the longest ending below, whatever came before. */
-        c->head_len = MIN(c->head_len, sizeof(c->head) - 32);
-        if (c->close_after)
-                head_append(c, "Connection: close\r\n\r\n");
-        else if (info->http10)
-                head_append(c, "Connection: keep-alive\r\n\r\n");
-        else
-                head_append(c, "\r\n");
+/* Ends the head; the reserve kept by head_append() guarantees it fits.
+ * Returns false if the head overflowed before. */
+static bool head_finish(Conn *c, const ResponseInfo *info) {
+        const char *end = c->close_after ? "Connection: close\r\n\r\n"
+                          : info->http10 ? "Connection: keep-alive\r\n\r\n"
+                                         : "\r\n";
+        size_t len = strlen(end);
+
+        if (c->head_overflow)
+                return false;
+        memcpy(c->head + c->head_len, end, len);
+        c->head_len += len;
+        return true;
 }
+
+static void respond_head_overflow(Conn *c, const ResponseInfo *info);
 
 static void respond_builtin(Conn *c, int status, const ResponseInfo *info, const char *extra) {
         const char *page = builtin_page(status);
@@ -156,7 +170,8 @@ static void respond_builtin(Conn *c, int status, const ResponseInfo *info, const
 
         head_start(c, status);
         head_append(c, "Content-Type: text/html\r\nContent-Length: %zu\r\n%s", len, extra ? extra : "");
-        head_finish(c, info);
+        if (!head_finish(c, info))
+                return respond_head_overflow(c, info);
         if (!info->head_only) {
                 c->body_mem = page;
                 c->body_mem_len = len;
@@ -180,8 +195,10 @@ static void respond_file(Conn *c, int status, int fd, const struct stat *st,
                             (uint64_t) st->st_mtim.tv_sec * 1000000000U + (uint64_t) st->st_mtim.tv_nsec,
                             (uint64_t) st->st_size);
         }
-        head_finish(c, info);
-
+        if (!head_finish(c, info)) {
+                (void) safe_close(fd);
+                return respond_head_overflow(c, info);
+        }
         if (info->head_only || st->st_size == 0) {
                 (void) safe_close(fd);
                 return;
@@ -189,6 +206,13 @@ static void respond_file(Conn *c, int status, int fd, const struct stat *st,
         c->file_fd = fd;
         c->file_pos = 0;
         c->file_end = st->st_size;
+}
+
+/* Cannot overflow again: no caller-supplied value goes into this head. */
+static void respond_head_overflow(Conn *c, const ResponseInfo *info) {
+        log_warning("Response head does not fit in %zu bytes, answering 500.", sizeof(c->head));
+        c->close_after = true;
+        respond_builtin(c, 500, info, NULL);
 }
 
 static void respond_error(Conn *c, int status, const ResponseInfo *info) {
@@ -206,14 +230,43 @@ static void respond_error(Conn *c, int status, const ResponseInfo *info) {
         respond_builtin(c, status, info, NULL);
 }
 
-static void respond_redirect_slash(Conn *c, Slice raw_path, Slice query, const ResponseInfo *info) {
-        char location[CONN_MAX_PATH + 64];
+static bool is_path_char(unsigned char ch) {
+        /* RFC 3986 pchar, minus '%' (which we re-encode) */
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               strchr("-._~!$&'()*+,;=:@/", ch);
+}
 
-        if (raw_path.len + query.len + 3 > sizeof(location))
+/* Percent-encodes a normalized path. Returns its length, or -ENAMETOOLONG. */
+static ssize_t path_encode(const char *path, char *out, size_t size) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = 0;
+
+        for (const unsigned char *p = (const unsigned char *) path; *p; p++) {
+                if (n + 4 > size)
+                        return -ENAMETOOLONG;
+                if (*p != '\0' && is_path_char(*p))
+                        out[n++] = (char) *p;
+                else {
+                        out[n++] = '%';
+                        out[n++] = hex[*p >> 4];
+                        out[n++] = hex[*p & 15];
+                }
+        }
+        out[n] = '\0';
+        return (ssize_t) n;
+}
+
+/* The Location is built from the normalized path, never from the raw target:
+ * "//evil.example/.." or "/\\evil.example" must not become a redirect to
+ * another host. A normalized path starts with exactly one '/'. */
+static void respond_redirect_slash(Conn *c, const char *path, Slice query, const ResponseInfo *info) {
+        char encoded[CONN_MAX_LOCATION];
+        char location[CONN_MAX_LOCATION + 32];
+
+        if (path_encode(path, encoded, sizeof(encoded)) < 0)
                 return respond_error(c, 414, info);
-        int n = snprintf(location, sizeof(location), "Location: %.*s/%s%.*s\r\n",
-                         (int) raw_path.len, raw_path.ptr, query.len ? "?" : "",
-                         (int) query.len, query.ptr);
+        int n = snprintf(location, sizeof(location), "Location: %s/%s%.*s\r\n", encoded,
+                         query.len ? "?" : "", (int) query.len, query.ptr);
         if (n < 0 || (size_t) n >= sizeof(location))
                 return respond_error(c, 414, info);
         respond_builtin(c, 301, info, location);
@@ -267,7 +320,7 @@ static void serve_target(Conn *c, Slice target, const ResponseInfo *info) {
         }
         (void) safe_close(fd);
         if (path[len - 1] != '/')
-                return respond_redirect_slash(c, raw_path, query, info);
+                return respond_redirect_slash(c, path, query, info);
         serve_directory(c, path, info);
 }
 
@@ -320,6 +373,13 @@ static int check_framing(Conn *c, const HttpRequest *req) {
                 return 400;
         if (length > CONN_MAX_DISCARD_BODY)
                 return 413;
+        /* A client that sent "Expect: 100-continue" waits for us before
+         * sending the body, and after our final answer may never send it:
+         * the next bytes cannot be trusted to be either. Close instead. */
+        if (length > 0 && http_request_header(req, "Expect", NULL)) {
+                c->close_after = true;
+                return 0;
+        }
         c->discard_body = length;
         return 0;
 }
@@ -362,12 +422,18 @@ static int conn_next_request(Conn *c) {
                 c->discard_body -= n;
                 if (c->discard_body > 0)
                         return -EAGAIN;
+                c->request_started_usec = now_usec();
+                c->parse_ready = true;
         }
         if (c->in_len == 0)
                 return -EAGAIN;
+        bool full = c->in_len >= c->ctx->config->max_header_bytes;
+        if (!c->parse_ready && !full)
+                return -EAGAIN;
+        c->parse_ready = false;
 
         ssize_t r = http_parse_request(c->in, c->in_len, &req);
-        if (r == -EAGAIN && c->in_len < c->ctx->config->max_header_bytes)
+        if (r == -EAGAIN && !full)
                 return -EAGAIN;
         if (r < 0) {
                 /* Still in the request line when the buffer filled: 414. */
@@ -381,7 +447,19 @@ static int conn_next_request(Conn *c) {
         }
         handle_request(c, &req);
         buffer_consume(c, (size_t) r);
+        c->parse_ready = true; /* a pipelined head may follow */
         return 1;
+}
+
+/* True if the n bytes just read at buf + old_len may complete a head: they
+ * hold, with up to 3 bytes before them, an empty line. */
+static bool may_end_head(const char *buf, size_t old_len, size_t n) {
+        size_t from = old_len >= 3 ? old_len - 3 : 0;
+        for (size_t i = from; i + 1 < old_len + n; i++)
+                if (buf[i] == '\n' && (buf[i + 1] == '\n' ||
+                                        (buf[i + 1] == '\r' && i + 2 < old_len + n && buf[i + 2] == '\n')))
+                        return true;
+        return false;
 }
 
 /* Reads what the socket has. Returns 0 after reading, -EAGAIN when nothing is
@@ -399,6 +477,10 @@ static int conn_fill(Conn *c) {
                 if (n > 0) {
                         if (c->in_len == 0 && c->n_requests > 0 && c->discard_body == 0)
                                 c->request_started_usec = now_usec();
+                        /* Parsing again only pays when a head may have ended,
+                         * or to reject garbage early on the first segment;
+                         * re-parsing on every segment would be quadratic. */
+                        c->parse_ready |= c->in_len == 0 || may_end_head(c->in, c->in_len, (size_t) n);
                         c->in_len += (size_t) n;
                         return 0;
                 }
@@ -466,6 +548,9 @@ static void conn_end_response(Conn *c) {
         c->body_mem = NULL;
         c->responding = false;
         c->n_requests++;
+        /* A pipelined head already in the buffer has its time start now,
+         * not when it arrived behind a long download. */
+        c->request_started_usec = now_usec();
 }
 
 ConnVerdict conn_run(Conn *c) {
@@ -483,7 +568,7 @@ ConnVerdict conn_run(Conn *c) {
                                 return CONN_CLOSE;
                         conn_end_response(c);
                         if (c->close_after)
-                                return CONN_CLOSE;
+                                return CONN_LINGER;
                         if (++responses >= CONN_MAX_REQUESTS_PER_TURN)
                                 return CONN_REQUEUE;
                 }

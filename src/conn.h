@@ -36,6 +36,7 @@ typedef enum ConnVerdict {
         CONN_PARK_READ,  /* wait for request bytes (or idle keep-alive) */
         CONN_PARK_WRITE, /* the socket is full mid-response */
         CONN_REQUEUE,    /* more to do at once, but let others have a turn */
+        CONN_LINGER,     /* answered and done: close once the client has read it */
         CONN_CLOSE,
 } ConnVerdict;
 
@@ -54,6 +55,8 @@ struct Conn {
 
         char head[CONN_HEAD_MAX];
         size_t head_len, head_sent;
+        bool head_overflow;
+        bool parse_ready; /* new bytes may have completed a request head */
         const char *body_mem; /* built-in page, static storage */
         size_t body_mem_len, body_mem_sent;
         int file_fd;
@@ -86,5 +89,5 @@ bool conn_is_idle(const Conn *c);
 /* True when the connection has sent nothing yet on a new request; used to
  * tell idle keep-alive from a slow request head. */
 static inline bool conn_waiting_first_byte(const Conn *c) {
-        return c->in_len == 0 && !c->responding;
+        return c->in_len == 0 && !c->responding && c->discard_body == 0;
 }

@@ -42,6 +42,10 @@ int file_open_beneath(int root_fd, const char *path, struct stat *ret_st) {
                 relpath = ".";
 
         _cleanup_close_ int fd = openat2_beneath(root_fd, relpath);
+        /* Sockets (ENXIO) and devices without a driver (ENODEV) cannot even
+         * be opened: they are "not a regular file" too. */
+        if (fd == -ENXIO || fd == -ENODEV || fd == -EOPNOTSUPP)
+                return -EPERM;
         if (fd < 0)
                 return fd;
         if (fstat(fd, &st) < 0)

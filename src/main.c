@@ -92,11 +92,12 @@ static void raise_nofile_limit(void) {
                 log_warning_errno(errno, "Failed to raise the open file limit, ignoring: %m");
 }
 
-/* Each connection takes a descriptor, and up to two more while it is being
- * answered (the file, an error page). Say so if the limit caps the setting. */
+/* Each connection takes a descriptor, and one more for the file it is being
+ * sent (also while parked on a slow reader). Say so if the limit caps the
+ * setting. */
 static void check_nofile_limit(const Config *c) {
         struct rlimit rl;
-        uint64_t wanted = (uint64_t) c->max_connections + c->workers * 2U + 64U;
+        uint64_t wanted = (uint64_t) c->max_connections * 2U + 64U;
 
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
                 log_warning("max_connections=%u needs about %" PRIu64 " file descriptors but the limit is %llu; "
