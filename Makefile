@@ -34,7 +34,7 @@ UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 UNIT_EXTRA_config := $(BUILD)/log.o
 
 BUILD_DEPS := gcc make pkg-config libsystemd-dev libinih-dev media-types
-TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest
+TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest systemd
 
 .PHONY: all run check deps test-deps unit-tests check-unit check-integration \
 	check-asan check-tsan install uninstall clean

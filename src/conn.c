@@ -406,6 +406,8 @@ static void handle_request(Conn *c, const HttpRequest *req) {
 }
 
 static void buffer_consume(Conn *c, size_t n) {
+        if (n == 0)
+                return;
         memmove(c->in, c->in + n, c->in_len - n);
         c->in_len -= n;
 }
@@ -576,7 +578,7 @@ ConnVerdict conn_run(Conn *c) {
                         continue;
                 int r = conn_fill(c);
                 if (r == -EAGAIN) {
-                        if (c->in_len == 0) {
+                        if (c->in_len == 0 && c->discard_body == 0) {
                                 /* Idle connections keep no buffer: thousands of
                                  * them should cost as little as possible. */
                                 free(c->in);
