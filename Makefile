@@ -109,8 +109,8 @@ check-asan:
 check-tsan:
 	$(MAKE) BUILD=build/tsan SANFLAGS="$(TSAN_FLAGS)" CFLAGS="-O1 -g" \
 		SANRUN="env TSAN_OPTIONS=halt_on_error=1:exitcode=66" \
-		UNIT_BINS=build/tsan/tests/test_pool \
-		check-unit
+		UNIT_BINS=build/tsan/tests/test_pool PYTEST_ARGS="-m concurrency" \
+		check-unit check-integration
 
 # The units name /usr/sbin/webpoold; point them at where we really install.
 install: all
