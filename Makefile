@@ -52,7 +52,8 @@ $(BUILD) $(BUILD)/tests:
 
 unit-tests: $(UNIT_BINS)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/%.o | $(BUILD)/tests
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/%.o $$(UNIT_EXTRA_$$*) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/$*.o $(UNIT_EXTRA_$*) \
 		-lcmocka $(PKG_LIBS) -lpthread
 
