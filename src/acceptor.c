@@ -25,12 +25,15 @@
 #include "acceptor.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -39,6 +42,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 #include "util.h"
 
 #define ACCEPTOR_MAX_EVENTS 256
@@ -47,6 +51,9 @@
 #define ACCEPTOR_TICK_MSEC 1000
 #define ACCEPTOR_LINGER_USEC (2 * USEC_PER_SEC)
 #define ACCEPTOR_DRAIN_GRACE_USEC USEC_PER_SEC
+#define ACCEPTOR_STATUS_USEC USEC_PER_SEC     /* STATUS= at most this often */
+#define ACCEPTOR_PROGRESS_USEC (5 * USEC_PER_SEC)
+#define ACCEPTOR_EXIT_MARGIN_USEC (5 * USEC_PER_SEC)
 #define ACCEPTOR_LINGER_READ_MAX (64U * 1024U) /* per wakeup */
 
 enum {
@@ -70,6 +77,15 @@ enum {
         _LIST_MAX,
 };
 
+/* What STATUS= shows; sent again only when it changed. */
+typedef struct StatusSnapshot {
+        unsigned n_conns;
+        bool draining;
+        bool reload_failed;
+        size_t queued;
+        uint64_t n_requests, n_4xx, n_5xx;
+} StatusSnapshot;
+
 typedef struct ConnList {
         Conn *head, *tail;
 } ConnList;
@@ -77,13 +93,19 @@ typedef struct ConnList {
 struct Acceptor {
         ServeContext *ctx;
         Pool *pool;
+        AcceptorOptions options;
+        uint64_t next_watchdog_usec;
+        bool watchdog_withheld;
+        uint64_t next_status_usec;
+        uint64_t last_extend_usec;
+        StatusSnapshot last_status;
+        char reload_failure[SITE_ERROR_MAX]; /* "" after a good reload */
         int epoll_fd;
         Source signal_source;
         Source return_source;
         Source *listeners;
         size_t n_listeners;
         bool listeners_armed;
-        bool socket_activated;
         uint64_t resume_accept_usec;
 
         pthread_mutex_t return_lock;
@@ -93,10 +115,16 @@ struct Acceptor {
         unsigned n_conns;
 
         unsigned pending_stops; /* signals read, acted on after the event batch */
+        bool pending_reload;
         bool draining;
         bool cutting;
         uint64_t drain_deadline_usec;
 };
+
+/* Only the acceptor swaps the site, so its own reads need no reference. */
+static const Config *cfg(const Acceptor *a) {
+        return &a->ctx->site->config;
+}
 
 /* Keeps each list sorted by deadline, so expiry only looks at the head.
  * Deadlines mostly arrive in order (now + one timeout), so the walk from the
@@ -166,7 +194,7 @@ static void conn_close(Acceptor *a, Conn *c) {
 static void maybe_resume_accepting(Acceptor *a, uint64_t now) {
         if (a->listeners_armed || a->draining || now < a->resume_accept_usec)
                 return;
-        if (a->n_conns < a->ctx->config->max_connections)
+        if (a->n_conns < cfg(a)->max_connections)
                 listeners_arm(a, true);
 }
 
@@ -250,7 +278,7 @@ static void park(Acceptor *a, Conn *c, int list, uint64_t deadline, uint32_t eve
 }
 
 static void take_back(Acceptor *a, Conn *c, uint64_t now) {
-        const Config *cfg = a->ctx->config;
+        const Config *config = cfg(a);
 
         if (a->cutting)
                 return conn_close(a, c);
@@ -259,15 +287,15 @@ static void take_back(Acceptor *a, Conn *c, uint64_t now) {
         case CONN_REQUEUE:
                 return dispatch(a, c);
         case CONN_PARK_WRITE:
-                return park(a, c, LIST_WRITE, now + cfg->send_timeout_usec, EPOLLOUT);
+                return park(a, c, LIST_WRITE, now + config->send_timeout_usec, EPOLLOUT);
         case CONN_LINGER:
                 return linger_begin(a, c, now);
         case CONN_PARK_READ:
                 if (a->draining && conn_is_idle(c))
                         return conn_close(a, c);
                 if (conn_waiting_first_byte(c) && c->n_requests > 0)
-                        return park(a, c, LIST_IDLE, now + cfg->keepalive_timeout_usec, EPOLLIN);
-                return park(a, c, LIST_HEADER, c->request_started_usec + cfg->header_timeout_usec,
+                        return park(a, c, LIST_IDLE, now + config->keepalive_timeout_usec, EPOLLIN);
+                return park(a, c, LIST_HEADER, c->request_started_usec + config->header_timeout_usec,
                             EPOLLIN);
         case CONN_CLOSE:
         default:
@@ -317,14 +345,14 @@ static void accept_one(Acceptor *a, int fd, uint64_t now) {
                 return;
         }
         a->n_conns++;
-        list_insert(a, LIST_HEADER, c, now + a->ctx->config->header_timeout_usec);
+        list_insert(a, LIST_HEADER, c, now + cfg(a)->header_timeout_usec);
 }
 
 /* Accepts a batch from one listener. Returns false when the listener has
  * nothing more (or we must pause), true when it may have more. */
 static bool accept_batch(Acceptor *a, int listen_fd, uint64_t now) {
         for (int i = 0; i < ACCEPTOR_ACCEPT_BATCH; i++) {
-                if (a->n_conns >= a->ctx->config->max_connections) {
+                if (a->n_conns >= cfg(a)->max_connections) {
                         listeners_arm(a, false);
                         return false;
                 }
@@ -376,17 +404,19 @@ static void begin_drain(Acceptor *a, uint64_t now) {
          * their backlog: take those in and answer them. With socket
          * activation systemd keeps the listeners, and the backlog waits for
          * the next instance instead. */
-        if (!a->socket_activated)
+        if (!a->options.socket_activated)
                 for (size_t i = 0; i < a->n_listeners; i++)
-                        while (a->n_conns < a->ctx->config->max_connections &&
+                        while (a->n_conns < cfg(a)->max_connections &&
                                accept_batch(a, a->listeners[i].fd, now))
                                 ;
         close_listeners(a);
         close_idle(a, LIST_IDLE, UINT64_MAX);
         close_idle(a, LIST_HEADER, now);
 
-        a->drain_deadline_usec = now + a->ctx->config->shutdown_timeout_usec;
-        (void) sd_notify(0, "STOPPING=1\nSTATUS=Draining connections...");
+        a->drain_deadline_usec = now + cfg(a)->shutdown_timeout_usec;
+        char status[128];
+        snprintf(status, sizeof(status), "Stopping: draining %u connection(s)", a->n_conns);
+        notify_stopping(status);
         log_info("Stopping: no longer accepting, draining %u connection(s).", a->n_conns);
 }
 
@@ -403,6 +433,66 @@ static void cut_remaining(Acceptor *a, const char *why) {
          * a worker never waits for a client. */
 }
 
+static bool listen_equal(const Config *x, const Config *y) {
+        if (x->n_listen != y->n_listen)
+                return false;
+        for (size_t i = 0; i < x->n_listen; i++)
+                if (strcmp(x->listen[i].text, y->listen[i].text) != 0)
+                        return false;
+        return true;
+}
+
+/* Settings that only a restart can change are kept at their running values,
+ * and named, rather than half-applied. */
+static void keep_restart_only_settings(const Acceptor *a, Config *next) {
+        const Config *running = cfg(a);
+
+        if (!a->options.socket_activated && !listen_equal(running, next)) {
+                log_warning("Reload: listen= changed; new addresses take effect after a restart, "
+                            "still listening on the old ones.");
+                memcpy(next->listen, running->listen, sizeof(next->listen));
+                next->n_listen = running->n_listen;
+        }
+        if (next->workers != running->workers) {
+                log_warning("Reload: workers= changed from %u to %u; takes effect after a restart.",
+                            running->workers, next->workers);
+                next->workers = running->workers;
+        }
+}
+
+static int reload_site(Acceptor *a) {
+        Site *site = NULL;
+        char error[SITE_ERROR_MAX];
+
+        int r = site_load(a->options.config_path, &site, error);
+        if (r < 0) {
+                log_error("Reload failed, keeping the running configuration: %s", error);
+                snprintf(a->reload_failure, sizeof(a->reload_failure), "%s", error);
+                return r;
+        }
+        keep_restart_only_settings(a, &site->config);
+        serve_context_set_site(a->ctx, site);
+        log_set_max_level(site->config.log_level);
+        a->reload_failure[0] = '\0';
+        log_info("Configuration reloaded from %s.", a->options.config_path);
+        return 0;
+}
+
+/* However the reload goes, it ends with READY=1: a reload that never
+ * answers would hang `systemctl reload`. */
+static void reload(Acceptor *a) {
+        char status[SITE_ERROR_MAX + 96];
+
+        notify_reloading(now_usec(), "Reloading configuration");
+        if (reload_site(a) < 0)
+                snprintf(status, sizeof(status), "Reload failed, serving the previous configuration: %s",
+                         a->reload_failure);
+        else
+                snprintf(status, sizeof(status), "Serving; configuration reloaded");
+        notify_ready(status);
+        a->next_status_usec = 0; /* the counters follow at once */
+}
+
 /* Only records what arrived: acting on it closes connections, and later
  * entries of the same epoll batch may point at them. */
 static void read_signals(Acceptor *a) {
@@ -410,13 +500,20 @@ static void read_signals(Acceptor *a) {
 
         while (read(a->signal_source.fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
                 if (si.ssi_signo == SIGHUP)
-                        log_notice("Received SIGHUP; configuration reload is not supported yet, ignoring.");
+                        a->pending_reload = true;
                 else
                         a->pending_stops++;
         }
 }
 
 static void act_on_signals(Acceptor *a, uint64_t now) {
+        if (a->pending_reload) {
+                a->pending_reload = false;
+                if (a->draining)
+                        log_notice("Ignoring SIGHUP: stopping.");
+                else
+                        reload(a);
+        }
         for (; a->pending_stops > 0; a->pending_stops--) {
                 if (a->draining)
                         cut_remaining(a, "Second stop signal received");
@@ -432,6 +529,59 @@ static void expire_list(Acceptor *a, int list, uint64_t now, const char *what) {
         }
 }
 
+static void report_status(Acceptor *a, uint64_t now) {
+        StatusSnapshot s = {
+                .n_conns = a->n_conns,
+                .draining = a->draining,
+                .reload_failed = a->reload_failure[0] != '\0',
+                .queued = pool_queued(a->pool),
+                .n_requests = atomic_load_explicit(&a->ctx->n_requests, memory_order_relaxed),
+                .n_4xx = atomic_load_explicit(&a->ctx->n_4xx, memory_order_relaxed),
+                .n_5xx = atomic_load_explicit(&a->ctx->n_5xx, memory_order_relaxed),
+        };
+
+        if (now < a->next_status_usec || memcmp(&s, &a->last_status, sizeof(s)) == 0)
+                return;
+        a->next_status_usec = now + ACCEPTOR_STATUS_USEC;
+        a->last_status = s;
+        notify_status("%s%u connection(s), %" PRIu64 " request(s) served (%" PRIu64 " 4xx, %" PRIu64
+                      " 5xx), %zu queued%s",
+                      s.draining ? "Stopping, draining: " : "Serving: ", s.n_conns, s.n_requests,
+                      s.n_4xx, s.n_5xx, s.queued,
+                      s.reload_failed ? "; last reload failed, running the previous configuration" : "");
+}
+
+/* WATCHDOG=1 proves more than a live main loop: it is withheld while any
+ * worker has been stuck in one job for a whole interval, so systemd
+ * restarts a wedged pool instead of trusting a loop that still turns. */
+static void ping_watchdog(Acceptor *a, uint64_t now) {
+        uint64_t interval = a->options.watchdog_usec;
+
+        if (interval == 0 || now < a->next_watchdog_usec)
+                return;
+        a->next_watchdog_usec = now + interval / 2;
+        bool progressing = pool_is_progressing(a->pool, now > interval ? now - interval : 0);
+        if (progressing)
+                notify_watchdog();
+        else if (!a->watchdog_withheld)
+                log_error("A worker has been stuck in one job for over %" PRIu64 " ms; withholding the watchdog ping.",
+                          interval / USEC_PER_MSEC);
+        a->watchdog_withheld = !progressing;
+}
+
+/* While the drain makes progress, ask systemd to wait for it (up to our own
+ * shutdown timeout plus a margin to join and exit) rather than SIGKILL us
+ * when TimeoutStopSec= runs out first. */
+static void extend_stop_timeout(Acceptor *a, uint64_t now) {
+        if (!a->draining || a->cutting || now < a->last_extend_usec + USEC_PER_SEC)
+                return;
+        a->last_extend_usec = now;
+        if (!pool_is_progressing(a->pool, now > ACCEPTOR_PROGRESS_USEC ? now - ACCEPTOR_PROGRESS_USEC : 0))
+                return;
+        uint64_t left = a->drain_deadline_usec > now ? a->drain_deadline_usec - now : 0;
+        notify_extend_timeout(left + ACCEPTOR_EXIT_MARGIN_USEC);
+}
+
 static void expire(Acceptor *a, uint64_t now) {
         expire_list(a, LIST_HEADER, now, "request head");
         expire_list(a, LIST_IDLE, now, "keep-alive");
@@ -442,6 +592,9 @@ static void expire(Acceptor *a, uint64_t now) {
         if (a->draining && now >= a->drain_deadline_usec)
                 cut_remaining(a, "Shutdown timeout reached");
         maybe_resume_accepting(a, now);
+        extend_stop_timeout(a, now);
+        ping_watchdog(a, now);
+        report_status(a, now);
 }
 
 static int next_timeout_msec(const Acceptor *a, uint64_t now) {
@@ -454,6 +607,8 @@ static int next_timeout_msec(const Acceptor *a, uint64_t now) {
                 next = MIN(next, a->drain_deadline_usec);
         if (!a->listeners_armed && !a->draining && a->resume_accept_usec > now)
                 next = MIN(next, a->resume_accept_usec);
+        if (a->options.watchdog_usec > 0)
+                next = MIN(next, a->next_watchdog_usec);
         if (next <= now)
                 return 0;
         return (int) ((next - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
@@ -523,7 +678,7 @@ static int acceptor_setup_fds(Acceptor *a) {
 }
 
 int acceptor_new(ServeContext *ctx, Pool *pool, const int *listen_fds, size_t n_listen,
-                 bool socket_activated, Acceptor **ret) {
+                 const AcceptorOptions *options, Acceptor **ret) {
         Acceptor *a = calloc(1, sizeof(Acceptor));
         if (!a)
                 return -ENOMEM;
@@ -533,7 +688,7 @@ int acceptor_new(ServeContext *ctx, Pool *pool, const int *listen_fds, size_t n_
                 .epoll_fd = -EBADF,
                 .signal_source.fd = -EBADF,
                 .return_source.fd = -EBADF,
-                .socket_activated = socket_activated,
+                .options = *options,
         };
         pthread_mutex_init(&a->return_lock, NULL);
 

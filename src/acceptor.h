@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conn.h"
 #include "pool.h"
@@ -13,12 +14,18 @@
 
 typedef struct Acceptor Acceptor;
 
-/* Takes ownership of the listening sockets. socket_activated tells whether
- * systemd holds its own copies (then pending connections are left to the
- * next instance on stop). SIGTERM, SIGINT and SIGHUP must already be blocked
- * in every thread. Returns 0 or -errno. */
+typedef struct AcceptorOptions {
+        const char *config_path; /* re-read on SIGHUP */
+        bool socket_activated;   /* systemd holds copies of the listeners */
+        uint64_t watchdog_usec;  /* WATCHDOG_USEC, 0 when off */
+} AcceptorOptions;
+
+/* Takes ownership of the listening sockets. With socket activation, systemd
+ * keeps its own copies, so on stop pending connections are left to the next
+ * instance. SIGTERM, SIGINT and SIGHUP must already be blocked in every
+ * thread. Returns 0 or -errno. */
 int acceptor_new(ServeContext *ctx, Pool *pool, const int *listen_fds, size_t n_listen,
-                 bool socket_activated, Acceptor **ret);
+                 const AcceptorOptions *options, Acceptor **ret);
 
 /* Serves until SIGTERM or SIGINT, then drains (bounded by the shutdown
  * timeout) and returns 0 once no connection is left; the pool is idle then

@@ -72,6 +72,22 @@ typedef struct ResponseInfo {
         bool http10;
 } ResponseInfo;
 
+Site *serve_context_get_site(ServeContext *ctx) {
+        pthread_mutex_lock(&ctx->site_lock);
+        Site *site = site_ref(ctx->site);
+        pthread_mutex_unlock(&ctx->site_lock);
+        return site;
+}
+
+void serve_context_set_site(ServeContext *ctx, Site *site) {
+        atomic_store(&ctx->max_header_bytes, site->config.max_header_bytes);
+        pthread_mutex_lock(&ctx->site_lock);
+        Site *old = ctx->site;
+        ctx->site = site;
+        pthread_mutex_unlock(&ctx->site_lock);
+        site_unref(old);
+}
+
 Conn *conn_new(int fd, ServeContext *ctx, uint64_t now) {
         Conn *c = malloc(sizeof(Conn));
         if (!c)
@@ -216,11 +232,11 @@ static void respond_head_overflow(Conn *c, const ResponseInfo *info) {
 }
 
 static void respond_error(Conn *c, int status, const ResponseInfo *info) {
-        const char *page = c->ctx->config->error_page_404;
+        const char *page = c->site->config.error_page_404;
 
         if (status == 404 && page[0]) {
                 struct stat st;
-                int fd = file_open_beneath(c->ctx->root_fd, page, &st);
+                int fd = file_open_beneath(c->site->root_fd, page, &st);
                 if (fd >= 0 && S_ISREG(st.st_mode))
                         return respond_file(c, 404, fd, &st, page, info);
                 (void) safe_close(fd);
@@ -277,13 +293,13 @@ static void respond_redirect_slash(Conn *c, const char *path, Slice query, const
 static void serve_directory(Conn *c, const char *dir_path, const ResponseInfo *info) {
         char path[CONN_MAX_PATH + 300];
         struct stat st;
-        const char *index = c->ctx->config->index;
+        const char *index = c->site->config.index;
 
         int n = snprintf(path, sizeof(path), "%s%s", dir_path, index);
         if (n < 0 || (size_t) n >= sizeof(path))
                 return respond_error(c, 414, info);
 
-        int fd = file_open_beneath(c->ctx->root_fd, path, &st);
+        int fd = file_open_beneath(c->site->root_fd, path, &st);
         if (fd == -ENOENT)
                 return respond_error(c, 403, info);
         if (fd < 0)
@@ -308,7 +324,7 @@ static void serve_target(Conn *c, Slice target, const ResponseInfo *info) {
         if (len < 0)
                 return respond_error(c, 400, info);
 
-        int fd = file_open_beneath(c->ctx->root_fd, path, &st);
+        int fd = file_open_beneath(c->site->root_fd, path, &st);
         if (fd < 0)
                 return respond_error(c, file_status_for_error(fd), info);
         if (S_ISREG(st.st_mode)) {
@@ -335,7 +351,7 @@ static bool want_keep_alive(const Conn *c, const HttpRequest *req) {
                 has_keep_alive |= http_list_has_token(f->value, "keep-alive");
         }
         if (has_close || atomic_load_explicit(&c->ctx->draining, memory_order_relaxed) ||
-            c->ctx->config->keepalive_timeout_usec == 0)
+            c->site->config.keepalive_timeout_usec == 0)
                 return false;
         return req->minor_version >= 1 || has_keep_alive;
 }
@@ -412,10 +428,21 @@ static void buffer_consume(Conn *c, size_t n) {
         c->in_len -= n;
 }
 
+static void reject_request(Conn *c, ssize_t error) {
+        ResponseInfo info = {};
+        /* Still in the request line when the buffer filled: 414. */
+        int status = error == -EAGAIN ? (memchr(c->in, '\n', c->in_len) ? 431 : 414)
+                                      : http_status_for_error((int) error);
+
+        atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
+        c->close_after = true;
+        c->in_len = 0;
+        respond_error(c, status, &info);
+}
+
 /* Starts the response to the next buffered request. Returns 1 when a response
  * was started, -EAGAIN when more bytes are needed. */
 static int conn_next_request(Conn *c) {
-        ResponseInfo info = {};
         HttpRequest req;
 
         if (c->discard_body > 0) {
@@ -429,7 +456,7 @@ static int conn_next_request(Conn *c) {
         }
         if (c->in_len == 0)
                 return -EAGAIN;
-        bool full = c->in_len >= c->ctx->config->max_header_bytes;
+        bool full = c->in_len >= c->in_cap;
         if (!c->parse_ready && !full)
                 return -EAGAIN;
         c->parse_ready = false;
@@ -437,19 +464,17 @@ static int conn_next_request(Conn *c) {
         ssize_t r = http_parse_request(c->in, c->in_len, &req);
         if (r == -EAGAIN && !full)
                 return -EAGAIN;
-        if (r < 0) {
-                /* Still in the request line when the buffer filled: 414. */
-                int status = r == -EAGAIN ? (memchr(c->in, '\n', c->in_len) ? 431 : 414)
-                                          : http_status_for_error((int) r);
-                atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
-                c->close_after = true;
-                c->in_len = 0;
-                respond_error(c, status, &info);
-                return 1;
+
+        Site *site = serve_context_get_site(c->ctx);
+        c->site = site;
+        if (r < 0)
+                reject_request(c, r);
+        else {
+                handle_request(c, &req);
+                buffer_consume(c, (size_t) r);
+                c->parse_ready = true; /* a pipelined head may follow */
         }
-        handle_request(c, &req);
-        buffer_consume(c, (size_t) r);
-        c->parse_ready = true; /* a pipelined head may follow */
+        c->site = site_unref(site);
         return 1;
 }
 
@@ -467,15 +492,15 @@ static bool may_end_head(const char *buf, size_t old_len, size_t n) {
 /* Reads what the socket has. Returns 0 after reading, -EAGAIN when nothing is
  * there, another negative errno on EOF (-ECONNRESET) or failure. */
 static int conn_fill(Conn *c) {
-        size_t capacity = c->ctx->config->max_header_bytes;
-
         if (!c->in) {
-                c->in = malloc(capacity);
+                /* A reload changes the limit for buffers allocated after it. */
+                c->in_cap = atomic_load(&c->ctx->max_header_bytes);
+                c->in = malloc(c->in_cap);
                 if (!c->in)
                         return -ENOMEM;
         }
         for (;;) {
-                ssize_t n = recv(c->fd, c->in + c->in_len, capacity - c->in_len, 0);
+                ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
                 if (n > 0) {
                         if (c->in_len == 0 && c->n_requests > 0 && c->discard_body == 0)
                                 c->request_started_usec = now_usec();

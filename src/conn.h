@@ -6,8 +6,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <pthread.h>
+
 #include "config.h"
 #include "mime.h"
+#include "site.h"
 
 /* One client connection, and the state machine a worker runs on it.
  *
@@ -21,11 +24,15 @@
 #define CONN_MAX_BYTES_PER_TURN (4U << 20) /* body bytes before yielding */
 #define CONN_MAX_DISCARD_BODY (1U << 20)   /* request body we read and drop */
 
-/* Shared by every connection; read-only while serving except the counters. */
+/* Shared by every connection. The site is swapped by a reload (under
+ * site_lock); workers take a reference per request with
+ * serve_context_get_site(). The acceptor, being the only thread that swaps,
+ * reads ctx->site directly. */
 typedef struct ServeContext {
-        const Config *config;
-        int root_fd;
-        const MimeTable *mime;
+        pthread_mutex_t site_lock;
+        Site *site;
+        atomic_size_t max_header_bytes; /* the current site's, for new buffers */
+        MimeTable *mime; /* built at startup, read-only after */
         atomic_bool draining;           /* answer with Connection: close */
         atomic_uint_fast64_t n_requests;
         atomic_uint_fast64_t n_4xx;
@@ -47,8 +54,9 @@ struct Conn {
         int fd;
         ServeContext *ctx;
 
-        char *in; /* request bytes, capacity config->max_header_bytes */
-        size_t in_len;
+        char *in; /* request bytes */
+        size_t in_len, in_cap;
+        const Site *site; /* while a request is being answered */
         uint64_t discard_body; /* request body bytes still to drop */
         unsigned n_requests;
         uint64_t request_started_usec; /* first byte of the pending request */
@@ -72,6 +80,12 @@ struct Conn {
         int list;
         uint64_t deadline_usec;
 };
+
+/* Returns the current site with a reference the caller drops. */
+Site *serve_context_get_site(ServeContext *ctx);
+
+/* Installs a new site (taking the caller's reference) and drops the old. */
+void serve_context_set_site(ServeContext *ctx, Site *site);
 
 /* Allocates a connection for an accepted socket. NULL on ENOMEM. */
 Conn *conn_new(int fd, ServeContext *ctx, uint64_t now);

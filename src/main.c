@@ -13,11 +13,11 @@
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
-#include "file.h"
 #include "listen.h"
 #include "log.h"
 #include "mime.h"
 #include "pool.h"
+#include "site.h"
 
 #define EXIT_USAGE 64  /* EX_USAGE */
 #define EXIT_CONFIG 78 /* EX_CONFIG */
@@ -65,19 +65,6 @@ static int parse_argv(int argc, char *argv[], Options *ret) {
         }
         *ret = o;
         return 1;
-}
-
-static int load_config(const char *path, Config *ret) {
-        ConfigError e = {};
-        int r = config_load(path, ret, &e);
-
-        if (r >= 0)
-                return 0;
-        if (e.line > 0)
-                log_error("%s:%u: %s%s%s", path, e.line, e.key, e.key[0] ? ": " : "", e.message);
-        else
-                log_error("%s: %s%s%s", path, e.key, e.key[0] ? ": " : "", e.message);
-        return r;
 }
 
 /* systemd starts services with a soft limit of 1024 descriptors; the hard
@@ -164,23 +151,27 @@ static void setup_signals(void) {
         (void) signal(SIGPIPE, SIG_IGN);
 }
 
-static int serve(const Config *c, ServeContext *ctx) {
+static int serve(const Options *o, const Config *c, ServeContext *ctx) {
         int fds[LISTEN_MAX_FDS];
         size_t n_fds = 0;
-        bool activated = false;
         Pool *pool = NULL;
         Acceptor *acceptor = NULL;
+        AcceptorOptions options = { .config_path = o->config_path };
 
-        int r = open_listeners(c, fds, &n_fds, &activated);
+        int r = open_listeners(c, fds, &n_fds, &options.socket_activated);
         if (r < 0)
                 return r;
+        /* Unset, so nothing we might start inherits it. */
+        if (sd_watchdog_enabled(/* unset_environment= */ 1, &options.watchdog_usec) <= 0)
+                options.watchdog_usec = 0;
+
         r = pool_new(c->workers, &pool);
         if (r < 0) {
                 for (size_t i = 0; i < n_fds; i++)
                         (void) safe_close(fds[i]);
                 return log_error_errno(r, "Failed to start %u worker threads: %m", c->workers);
         }
-        r = acceptor_new(ctx, pool, fds, n_fds, activated, &acceptor);
+        r = acceptor_new(ctx, pool, fds, n_fds, &options, &acceptor);
         if (r < 0) {
                 pool_free(pool);
                 return log_error_errno(r, "Failed to set up the event loop: %m");
@@ -196,40 +187,46 @@ static int serve(const Config *c, ServeContext *ctx) {
         return r;
 }
 
-static int run(const Options *o) {
-        static Config config; /* large; read-only once serving */
-        ServeContext ctx = { .config = &config, .root_fd = -EBADF };
+static int load_mime(ServeContext *ctx) {
         MimeTable *mime = NULL;
-        int mime_error = 0;
+        int error = 0;
 
-        if (load_config(o->config_path, &config) < 0)
+        if (mime_table_new(NULL, &mime, &error) < 0)
+                return log_error_errno(ENOMEM, "Failed to build the MIME table: %m");
+        if (error < 0)
+                log_warning_errno(error, "Failed to read %s, using built-in MIME types: %m", MIME_SYSTEM_FILE);
+        ctx->mime = mime;
+        return 0;
+}
+
+static int run(const Options *o) {
+        ServeContext ctx = { .site_lock = PTHREAD_MUTEX_INITIALIZER };
+        char error[SITE_ERROR_MAX];
+        Site *site = NULL;
+
+        if (site_load(o->config_path, &site, error) < 0) {
+                log_error("%s", error);
                 return EXIT_CONFIG;
+        }
         if (o->test_only) {
+                site_unref(site);
                 printf("webpoold: configuration file %s is valid\n", o->config_path);
                 return EXIT_SUCCESS;
         }
-        log_set_max_level(config.log_level);
+        serve_context_set_site(&ctx, site);
+        const Config *config = &site->config; /* the startup one; reloads swap ctx.site */
+
+        log_set_max_level(config->log_level);
         raise_nofile_limit();
-        check_nofile_limit(&config);
+        check_nofile_limit(config);
         setup_signals();
 
-        if (mime_table_new(NULL, &mime, &mime_error) < 0) {
-                log_error("Out of memory.");
-                return EXIT_FAILURE;
-        }
-        if (mime_error < 0)
-                log_warning_errno(mime_error, "Failed to read %s, using built-in MIME types: %m", MIME_SYSTEM_FILE);
-        ctx.mime = mime;
+        int r = load_mime(&ctx);
+        if (r >= 0)
+                r = serve(o, config, &ctx);
 
-        ctx.root_fd = file_open_root(config.root);
-        int r = ctx.root_fd;
-        if (r < 0)
-                log_error_errno(r, "Failed to open document root %s: %m", config.root);
-        else
-                r = serve(&config, &ctx);
-
-        (void) safe_close(ctx.root_fd);
-        mime_table_free(mime);
+        site_unref(ctx.site);
+        mime_table_free(ctx.mime);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 

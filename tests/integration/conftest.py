@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -105,6 +106,76 @@ class Daemon:
         out = self.output()
         for marker in SANITIZER_MARKERS:
             assert marker not in out, out
+
+
+class NotifySocket:
+    """What systemd's end of NOTIFY_SOCKET sees: every datagram, in order,
+    each parsed into a list of (key, value) pairs."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.messages = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.thread.start()
+
+    def _collect(self):
+        while self.running:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            pairs = [tuple(line.split("=", 1)) for line in data.decode().split("\n") if "=" in line]
+            with self.lock:
+                self.messages.append((time.monotonic(), pairs))
+
+    def all(self):
+        with self.lock:
+            return [pairs for _, pairs in self.messages]
+
+    def timed(self):
+        with self.lock:
+            return list(self.messages)
+
+    def keys(self):
+        """The sequence of state keys (READY, RELOADING, STOPPING, ...) in order,
+        ignoring STATUS-only and WATCHDOG messages."""
+        seq = []
+        for pairs in self.all():
+            for k, _ in pairs:
+                if k in ("READY", "RELOADING", "STOPPING"):
+                    seq.append(k)
+        return seq
+
+    def wait_for(self, predicate, timeout=HANG_BOUND, what="a notification"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pairs in self.all():
+                if predicate(dict(pairs)):
+                    return dict(pairs)
+            time.sleep(0.02)
+        raise AssertionError(f"no {what} among {self.all()}")
+
+    def count(self, key):
+        return sum(1 for pairs in self.all() for k, _ in pairs if k == key)
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    ns = NotifySocket(tmp_path / "notify.sock")
+    yield ns
+    ns.close()
 
 
 @pytest.fixture
