@@ -110,7 +110,7 @@ check-asan:
 check-tsan:
 	$(MAKE) BUILD=build/tsan SANFLAGS="$(TSAN_FLAGS)" CFLAGS="-O1 -g" \
 		SANRUN="env TSAN_OPTIONS=halt_on_error=1:exitcode=66" \
-		UNIT_BINS=build/tsan/tests/test_pool PYTEST_ARGS="-m concurrency" \
+		UNIT_BINS="build/tsan/tests/test_pool build/tsan/tests/test_accesslog" PYTEST_ARGS="-m concurrency" \
 		check-unit check-integration
 
 # The units name /usr/sbin/webpoold; point them at where we really install.

@@ -338,6 +338,7 @@ static void accept_one(Acceptor *a, int fd, uint64_t now) {
         }
         c->kind = SOURCE_CONN;
         c->owner = a;
+        conn_record_peer(c);
         int r = epoll_update(a, EPOLL_CTL_ADD, (Source *) c, EPOLLIN | EPOLLONESHOT);
         if (r < 0) {
                 log_warning_errno(r, "Failed to watch new connection, closing it: %m");
@@ -453,6 +454,10 @@ static void keep_restart_only_settings(const Acceptor *a, Config *next) {
                 memcpy(next->listen, running->listen, sizeof(next->listen));
                 next->n_listen = running->n_listen;
         }
+        if (strcmp(next->access_log, running->access_log) != 0) {
+                log_warning("Reload: [log] access changed; takes effect after a restart.");
+                memcpy(next->access_log, running->access_log, sizeof(next->access_log));
+        }
         if (next->workers != running->workers) {
                 log_warning("Reload: workers= changed from %u to %u; takes effect after a restart.",
                             running->workers, next->workers);
@@ -493,6 +498,18 @@ static void reload(Acceptor *a) {
         a->next_status_usec = 0; /* the counters follow at once */
 }
 
+/* SIGUSR1, after logrotate renamed the file. Workers keep writing to the
+ * same descriptor number, which now refers to the new file. */
+static void reopen_access_log(Acceptor *a) {
+        if (!a->ctx->access_log)
+                return;
+        int r = access_log_reopen(a->ctx->access_log);
+        if (r < 0)
+                log_error_errno(r, "Failed to reopen the access log, still writing to the old file: %m");
+        else
+                log_info("Access log reopened.");
+}
+
 /* Only records what arrived: acting on it closes connections, and later
  * entries of the same epoll batch may point at them. */
 static void read_signals(Acceptor *a) {
@@ -501,6 +518,8 @@ static void read_signals(Acceptor *a) {
         while (read(a->signal_source.fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
                 if (si.ssi_signo == SIGHUP)
                         a->pending_reload = true;
+                else if (si.ssi_signo == SIGUSR1)
+                        reopen_access_log(a);
                 else
                         a->pending_stops++;
         }
@@ -664,6 +683,7 @@ static int acceptor_setup_fds(Acceptor *a) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGUSR1);
         a->signal_source = (Source) { .kind = SOURCE_SIGNAL, .fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC) };
         if (a->signal_source.fd < 0)
                 return -errno;

@@ -64,6 +64,7 @@ static int config_set_unsigned(ConfigParser *p, const ConfigKey *k, const char *
 static int config_set_size(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
 static int config_set_duration(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
 static int config_set_log_level(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
+static int config_set_access_log(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
 
 #define KEY(s, n, setter, field, ...) \
         { .section = s, .name = n, .set = setter, .offset = offsetof(Config, field), __VA_ARGS__ }
@@ -84,6 +85,7 @@ static const ConfigKey config_keys[] = {
         KEY("timeouts", "send", config_set_duration, send_timeout_usec, .min = USEC_PER_MSEC),
         KEY("timeouts", "shutdown", config_set_duration, shutdown_timeout_usec, .min = USEC_PER_MSEC),
         KEY("log", "level", config_set_log_level, log_level),
+        KEY("log", "access", config_set_access_log, access_log),
 };
 
 #define CONFIG_SECTIONS_HINT "[server], [timeouts] or [log]"
@@ -101,6 +103,7 @@ struct ConfigParser {
         bool listen_set;        /* the defaults have been replaced */
         unsigned listen_line[CONFIG_MAX_LISTEN];
         unsigned root_line;
+        unsigned access_log_line;
         unsigned key_line[ELEMENTSOF(config_keys)]; /* first set, or 0 */
 };
 
@@ -442,6 +445,22 @@ static int config_set_log_level(ConfigParser *p, const ConfigKey *k, const char 
         return 0;
 }
 
+/* A path is only joined here, like root: its directory is checked once the
+ * whole file is read. The words win over files of the same name, which can
+ * still be had as "./journal". */
+static int config_set_access_log(ConfigParser *p, const ConfigKey *k, const char *value, void *data) {
+        (void) k;
+
+        if (strcmp(value, "off") == 0 || strcmp(value, "journal") == 0)
+                strcpy(data, value);
+        else if (config_path_join(p->base_dir, value, data, FIELD_SIZE(Config, access_log)) < 0)
+                return parser_fail(p, "invalid value '%s': path too long", value);
+        else if (((const char *) data)[0] != '/')
+                return parser_fail(p, "invalid value '%s': expected off, journal or an absolute path", value);
+        p->access_log_line = p->line;
+        return 0;
+}
+
 /* With inih's multi-line values, an indented line after a key is handed to
  * the handler as more of that key's value. inih passes the start of the line
  * as the value then, and the key name in every other case. */
@@ -543,6 +562,71 @@ static char *config_reader(char *str, int num, void *stream) {
         return p->failed ? NULL : str;
 }
 
+/* Makes path (absolute) canonical through its directory, which must exist;
+ * the file need not, the daemon creates it. Returns 0, -EISDIR when path
+ * names a directory, -ENOTDIR, -ENAMETOOLONG, -ENOMEM or realpath()'s error. */
+static int config_resolve_file(const char *path, char *ret, size_t size) {
+        _cleanup_free_ char *dir = NULL, *copy = strdup(path);
+        const char *name;
+        char *slash;
+        struct stat st;
+        int n;
+
+        if (!copy)
+                return -ENOMEM;
+        slash = strrchr(copy, '/');
+        name = slash + 1;
+        if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return -EISDIR;
+        *slash = '\0';
+        dir = realpath(copy[0] == '\0' ? "/" : copy, NULL);
+        if (!dir || stat(dir, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        n = snprintf(ret, size, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, name);
+        if (n < 0 || (size_t) n >= size)
+                return -ENAMETOOLONG;
+        if (stat(ret, &st) >= 0 && S_ISDIR(st.st_mode))
+                return -EISDIR;
+        return 0;
+}
+
+static bool config_path_is_under(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+
+        if (strcmp(dir, "/") == 0)
+                return true;
+        return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+/* Runs after root is made canonical. A log under root would be served to
+ * anyone who asks for it. */
+static void config_finish_access_log(ConfigParser *p) {
+        char path[FIELD_SIZE(Config, access_log)];
+        int r;
+
+        if (p->config.access_log[0] != '/')
+                return; /* off or journal */
+        p->line = p->access_log_line;
+        (void) snprintf(p->key, sizeof(p->key), "log.access");
+        r = config_resolve_file(p->config.access_log, path, sizeof(path));
+        if (r == -EISDIR) {
+                (void) parser_fail(p, "access log '%s' is a directory; expected a file path", p->config.access_log);
+                return;
+        }
+        if (r < 0) {
+                (void) parser_fail(p, "cannot use access log '%s': %s", p->config.access_log, strerror(-r));
+                return;
+        }
+        if (config_path_is_under(path, p->config.root)) {
+                (void) parser_fail(p, "access log '%s' is under root '%s', which would serve it to clients",
+                                   path, p->config.root);
+                return;
+        }
+        strcpy(p->config.access_log, path);
+}
+
 /* Checks that need the whole file or the machine: they run once, at the end. */
 static void config_finish(ConfigParser *p) {
         _cleanup_free_ char *root = NULL;
@@ -570,6 +654,8 @@ static void config_finish(ConfigParser *p) {
                 return;
         }
         strcpy(p->config.root, root);
+
+        config_finish_access_log(p);
 }
 
 void config_init_defaults(Config *c) {
@@ -589,6 +675,7 @@ void config_init_defaults(Config *c) {
                 .send_timeout_usec = 60 * USEC_PER_SEC,
                 .shutdown_timeout_usec = 30 * USEC_PER_SEC,
                 .log_level = LOG_INFO,
+                .access_log = "off",
         };
 }
 

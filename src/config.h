@@ -15,10 +15,10 @@
  *              error_page_404, workers, max_connections, max_header_bytes
  *   [timeouts] header, keepalive, send, shutdown   (durations: "30", "30s",
  *              "500ms", "2min", "1h")
- *   [log]      level
+ *   [log]      level, access
  *
- * Relative paths (root, a unix listen path) are taken relative to the
- * directory holding the config file. */
+ * Relative paths (root, a unix listen path, the access log) are taken
+ * relative to the directory holding the config file. */
 
 #define CONFIG_DEFAULT_PATH "/etc/webpoold.conf"
 #define CONFIG_MAX_LISTEN 16
@@ -57,6 +57,10 @@ typedef struct Config {
         uint64_t send_timeout_usec;
         uint64_t shutdown_timeout_usec;
         int log_level;                         /* LOG_* */
+        /* "off", "journal", or an absolute path made canonical through its
+         * existing directory, which is not under root; as access_log_open()
+         * takes it. Never "". */
+        char access_log[CONFIG_MAX_PATH];
 } Config;
 
 /* Where an error came from, for "FILE:LINE: key: message" lines. */
@@ -69,8 +73,8 @@ typedef struct ConfigError {
 /* Defaults for every setting, before any file is read: listen on "*:80" and
  * "[::]:80", root /var/www/html, index index.html, workers 0 (online CPUs),
  * max_connections 10000, max_header_bytes 8192, timeouts header 60s,
- * keepalive 75s, send 60s, shutdown 30s, log level info. The first `listen`
- * line of a file replaces the default addresses. */
+ * keepalive 75s, send 60s, shutdown 30s, log level info, access log off.
+ * The first `listen` line of a file replaces the default addresses. */
 void config_init_defaults(Config *c);
 
 /* Parses and validates INI text. base_dir resolves relative paths. Returns 0

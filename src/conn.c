@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -101,9 +103,88 @@ Conn *conn_new(int fd, ServeContext *ctx, uint64_t now) {
         return c;
 }
 
+static size_t copy_field(char *dst, size_t size, const char *src, size_t len) {
+        len = MIN(len, size);
+        memcpy(dst, src, len);
+        return len;
+}
+
+static void record_header(const HttpRequest *req, const char *name, char *dst, size_t size, size_t *ret_len) {
+        const HttpHeader *h = http_request_header(req, name, NULL);
+        *ret_len = h ? copy_field(dst, size, h->value.ptr, h->value.len) : 0;
+}
+
+/* Copies what the access log line needs before the request bytes go. */
+static void record_request(Conn *c, const HttpRequest *req) {
+        ConnRecord *r = c->record;
+
+        if (!r)
+                return;
+        r->started_usec = now_usec();
+        r->time = time(NULL);
+        r->method_len = r->target_len = r->user_agent_len = r->referer_len = 0;
+        if (!req) /* unparsable: logged as "-" */
+                return;
+        r->method_len = copy_field(r->method, sizeof(r->method), req->method_name.ptr, req->method_name.len);
+        r->target_len = copy_field(r->target, sizeof(r->target), req->target.ptr, req->target.len);
+        r->minor_version = req->minor_version;
+        record_header(req, "User-Agent", r->user_agent, sizeof(r->user_agent), &r->user_agent_len);
+        record_header(req, "Referer", r->referer, sizeof(r->referer), &r->referer_len);
+}
+
+static void record_write(Conn *c) {
+        const ConnRecord *r = c->record;
+
+        if (!r)
+                return;
+        AccessLogEntry e = {
+                .remote_addr = r->remote_addr,
+                .method = r->method_len ? r->method : NULL,
+                .method_len = r->method_len,
+                .target = r->target,
+                .target_len = r->target_len,
+                .minor_version = r->minor_version,
+                .status = c->status,
+                .bytes = c->body_mem ? c->body_mem_sent : c->file_fd >= 0 ? (uint64_t) c->file_pos : 0,
+                .duration_usec = now_usec() - r->started_usec,
+                .referer = r->referer_len ? r->referer : NULL,
+                .referer_len = r->referer_len,
+                .user_agent = r->user_agent_len ? r->user_agent : NULL,
+                .user_agent_len = r->user_agent_len,
+                .time = r->time,
+        };
+        /* A full disk must not cost a log line per request: the log's own
+         * failure is not logged here. */
+        (void) access_log_write(c->ctx->access_log, &e);
+}
+
+void conn_record_peer(Conn *c) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+
+        if (!c->ctx->access_log)
+                return;
+        c->record = calloc(1, sizeof(ConnRecord));
+        if (!c->record)
+                return; /* the line is lost, the request is not */
+        if (getpeername(c->fd, (struct sockaddr *) &ss, &len) < 0)
+                snprintf(c->record->remote_addr, sizeof(c->record->remote_addr), "-");
+        else if (ss.ss_family == AF_INET)
+                inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, c->record->remote_addr,
+                          sizeof(c->record->remote_addr));
+        else if (ss.ss_family == AF_INET6)
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &ss)->sin6_addr, c->record->remote_addr,
+                          sizeof(c->record->remote_addr));
+        else
+                snprintf(c->record->remote_addr, sizeof(c->record->remote_addr), "unix");
+}
+
 Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
+        if (c->responding)
+                record_write(c);
+        free(c->record);
         (void) safe_close(c->file_fd);
         (void) safe_close(c->fd);
         free(c->in);
@@ -154,6 +235,7 @@ static void head_start(Conn *c, int status) {
 
         c->head_len = c->head_sent = 0;
         c->head_overflow = false;
+        c->status = status;
         c->responding = true;
         head_append(c, "HTTP/1.1 %d %s\r\nServer: webpoold\r\nDate: %s\r\n",
                     status, reason ? reason : "Unknown", cached_date());
@@ -407,6 +489,7 @@ static void handle_request(Conn *c, const HttpRequest *req) {
         };
 
         atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
+        record_request(c, req);
         c->close_after = !want_keep_alive(c, req);
 
         int status = check_framing(c, req);
@@ -435,6 +518,7 @@ static void reject_request(Conn *c, ssize_t error) {
                                       : http_status_for_error((int) error);
 
         atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
+        record_request(c, NULL);
         c->close_after = true;
         c->in_len = 0;
         respond_error(c, status, &info);
@@ -571,6 +655,7 @@ static int conn_send(Conn *c, size_t *budget_used) {
 }
 
 static void conn_end_response(Conn *c) {
+        record_write(c);
         c->file_fd = safe_close(c->file_fd);
         c->body_mem = NULL;
         c->responding = false;

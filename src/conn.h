@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "accesslog.h"
 #include "config.h"
 #include "mime.h"
 #include "site.h"
@@ -33,6 +34,7 @@ typedef struct ServeContext {
         Site *site;
         atomic_size_t max_header_bytes; /* the current site's, for new buffers */
         MimeTable *mime; /* built at startup, read-only after */
+        AccessLog *access_log; /* NULL when off; kept until exit */
         atomic_bool draining;           /* answer with Connection: close */
         atomic_uint_fast64_t n_requests;
         atomic_uint_fast64_t n_4xx;
@@ -46,6 +48,24 @@ typedef enum ConnVerdict {
         CONN_LINGER,     /* answered and done: close once the client has read it */
         CONN_CLOSE,
 } ConnVerdict;
+
+/* What the access log needs of a request once its response is out: copies,
+ * since the request's bytes are gone by then. Only allocated when an
+ * access log is on. */
+#define CONN_LOG_TARGET_MAX 2048
+#define CONN_LOG_FIELD_MAX 512
+
+typedef struct ConnRecord {
+        char remote_addr[64];
+        char method[32];
+        char target[CONN_LOG_TARGET_MAX];
+        char user_agent[CONN_LOG_FIELD_MAX];
+        char referer[CONN_LOG_FIELD_MAX];
+        size_t method_len, target_len, user_agent_len, referer_len;
+        int minor_version;
+        uint64_t started_usec;
+        time_t time;
+} ConnRecord;
 
 typedef struct Conn Conn;
 
@@ -71,6 +91,8 @@ struct Conn {
         off_t file_pos, file_end;
         bool responding;
         bool close_after;
+        int status;
+        ConnRecord *record;
 
         /* Owned by the acceptor while parked or returned. */
         void *owner;
@@ -90,7 +112,11 @@ void serve_context_set_site(ServeContext *ctx, Site *site);
 /* Allocates a connection for an accepted socket. NULL on ENOMEM. */
 Conn *conn_new(int fd, ServeContext *ctx, uint64_t now);
 
-/* Closes the socket and any open file, frees. Accepts NULL; returns NULL. */
+/* With an access log on, remembers the peer's address for it. */
+void conn_record_peer(Conn *c);
+
+/* Closes the socket and any open file, frees. A response cut short is still
+ * logged, with the bytes actually sent. Accepts NULL; returns NULL. */
 Conn *conn_free(Conn *c);
 
 /* Runs the connection until it would block or must yield. */

@@ -147,6 +147,7 @@ static void setup_signals(void) {
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGUSR1);
         (void) pthread_sigmask(SIG_BLOCK, &mask, NULL);
         (void) signal(SIGPIPE, SIG_IGN);
 }
@@ -199,6 +200,18 @@ static int load_mime(ServeContext *ctx) {
         return 0;
 }
 
+static int open_access_log(ServeContext *ctx, const Config *config) {
+        AccessLog *log = NULL;
+
+        if (strcmp(config->access_log, "off") == 0)
+                return 0;
+        int r = access_log_open(config->access_log, &log);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the access log %s: %m", config->access_log);
+        ctx->access_log = log;
+        return 0;
+}
+
 static int run(const Options *o) {
         ServeContext ctx = { .site_lock = PTHREAD_MUTEX_INITIALIZER };
         char error[SITE_ERROR_MAX];
@@ -223,8 +236,11 @@ static int run(const Options *o) {
 
         int r = load_mime(&ctx);
         if (r >= 0)
+                r = open_access_log(&ctx, config);
+        if (r >= 0)
                 r = serve(o, config, &ctx);
 
+        access_log_free(ctx.access_log);
         site_unref(ctx.site);
         mime_table_free(ctx.mime);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

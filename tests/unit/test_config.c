@@ -102,8 +102,9 @@ static void test_full_config(void **state) {
                 "send = 2min\n"
                 "shutdown = 1h\n"
                 "[log]\n"
-                "level = debug\n";
-        char sock[PATH_MAX];
+                "level = debug\n"
+                "access = access.log\n";
+        char sock[PATH_MAX], access_log[PATH_MAX];
         Config c;
         ConfigError e;
         (void) state;
@@ -134,6 +135,8 @@ static void test_full_config(void **state) {
         assert_int_equal(c.send_timeout_usec, UINT64_C(120000000));
         assert_int_equal(c.shutdown_timeout_usec, UINT64_C(3600000000));
         assert_int_equal(c.log_level, LOG_DEBUG);
+        path_in_tmp(access_log, sizeof(access_log), "access.log");
+        assert_string_equal(c.access_log, access_log);
 }
 
 static void assert_defaults(const Config *c) {
@@ -156,6 +159,7 @@ static void assert_defaults(const Config *c) {
         assert_int_equal(c->send_timeout_usec, UINT64_C(60000000));
         assert_int_equal(c->shutdown_timeout_usec, UINT64_C(30000000));
         assert_int_equal(c->log_level, LOG_INFO);
+        assert_string_equal(c->access_log, "off");
 }
 
 static void test_init_defaults(void **state) {
@@ -278,6 +282,29 @@ static const ErrorCase error_cases[] = {
         { "[server]\nrooot = 1\njunk\n", 2, "server.rooot", "unknown key" },
         { "[log]\nlevel = loud\n", 2, "log.level",
           "invalid value 'loud': expected err, warning, notice, info or debug" },
+        { "[server]\nroot = site\n[log]\naccess = missing/a.log\n", 4, "log.access",
+          "cannot use access log '" },
+        { "[server]\nroot = site\n[log]\naccess = missing/a.log\n", 4, "log.access",
+          "/missing/a.log': No such file or directory" },
+        { "[server]\nroot = site\n[log]\naccess = plain/a.log\n", 4, "log.access", "Not a directory" },
+        { "[server]\nroot = site\n[log]\naccess = plain/../a.log\n", 4, "log.access", "Not a directory" },
+        { "[server]\nroot = site\n[log]\n\naccess = site\n", 5, "log.access",
+          "/site' is a directory; expected a file path" },
+        { "[server]\nroot = site\n[log]\naccess = /\n", 4, "log.access", "access log '/' is a directory" },
+        { "[server]\nroot = site\n[log]\naccess = logs/\n", 4, "log.access", "is a directory" },
+        { "[server]\nroot = site\n[log]\naccess = site/..\n", 4, "log.access", "is a directory" },
+        { "[server]\nroot = site\n[log]\naccess = site/a.log\n", 4, "log.access",
+          "/site/a.log' is under root '" },
+        { "[server]\nroot = site\n[log]\naccess = site/sub/../a.log\n", 4, "log.access",
+          "No such file or directory" },
+        { "[log]\naccess = site/../site/a.log\n[server]\nroot = site\n", 2, "log.access",
+          "which would serve it to clients" },
+        { "[server]\nroot = site\n[log]\naccess = off\naccess = journal\n", 5, "log.access",
+          "set twice (first on line 4)" },
+        { "[log]\naccess =\n", 2, "log.access", "empty value" },
+        /* root's error comes first, whichever line is earlier */
+        { "[log]\naccess = missing/a.log\n[server]\nroot = missing\n", 4, "server.root",
+          "No such file or directory" },
 };
 
 static void test_error_cases(void **state) {
@@ -302,6 +329,59 @@ static void test_error_cases(void **state) {
                 assert_non_null(strstr(e.message, t->message));
                 assert_memory_equal(&c, &before, sizeof(c));
         }
+}
+
+typedef struct AccessLogCase {
+        const char *value;
+        const char *expected; /* "@" stands for the test directory */
+} AccessLogCase;
+
+static const AccessLogCase access_log_cases[] = {
+        { "off", "off" },
+        { "journal", "journal" },
+        { "access.log", "@/access.log" },
+        { "./journal", "@/journal" },
+        { "Off", "@/Off" },                     /* the words are exact */
+        { "site/../a.log", "@/a.log" },
+        { "./site/..//a b.log", "@/a b.log" },
+        { "@/access.log", "@/access.log" },
+        { "@/site/../x.log", "@/x.log" },
+        { "plain", "@/plain" },                 /* an existing file is appended to */
+};
+
+static void test_access_log(void **state) {
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(access_log_cases); i++) {
+                const AccessLogCase *t = &access_log_cases[i];
+                char text[PATH_MAX + 64], value[PATH_MAX], expected[PATH_MAX];
+                Config c;
+                ConfigError e = {};
+
+                snprintf(value, sizeof(value), "%s%s", t->value[0] == '@' ? tmp : "",
+                         t->value + (t->value[0] == '@'));
+                snprintf(expected, sizeof(expected), "%s%s", t->expected[0] == '@' ? tmp : "",
+                         t->expected + (t->expected[0] == '@'));
+                snprintf(text, sizeof(text), "[server]\nroot = site\n[log]\naccess = %s\n", value);
+                if (parse(text, &c, &e) < 0)
+                        print_error("case '%s': line %u: %s: %s\n", value, e.line, e.key, e.message);
+                assert_int_equal(e.line, 0);
+                assert_string_equal(c.access_log, expected);
+        }
+}
+
+/* Without a base directory a relative path cannot be resolved. */
+static void test_access_log_no_base(void **state) {
+        char text[PATH_MAX + 64];
+        Config c;
+        ConfigError e = {};
+        (void) state;
+
+        snprintf(text, sizeof(text), "[server]\nroot = %s\n[log]\naccess = a.log\n", site);
+        assert_int_equal(config_parse_string(text, NULL, &c, &e), -EINVAL);
+        assert_int_equal(e.line, 4);
+        assert_string_equal(e.key, "log.access");
+        assert_string_equal(e.message, "invalid value 'a.log': expected off, journal or an absolute path");
 }
 
 /* inih's buffer holds 197 characters and "\r\n"; a longer line is an error
@@ -565,6 +645,8 @@ int main(void) {
                 cmocka_unit_test(test_line_length),
                 cmocka_unit_test(test_parse_duration),
                 cmocka_unit_test(test_parse_listen),
+                cmocka_unit_test(test_access_log),
+                cmocka_unit_test(test_access_log_no_base),
                 cmocka_unit_test(test_shipped_config),
                 cmocka_unit_test(test_demo_config),
                 cmocka_unit_test(test_load_unreadable),
