@@ -549,15 +549,17 @@ static void expire_list(Acceptor *a, int list, uint64_t now, const char *what) {
 }
 
 static void report_status(Acceptor *a, uint64_t now) {
-        StatusSnapshot s = {
-                .n_conns = a->n_conns,
-                .draining = a->draining,
-                .reload_failed = a->reload_failure[0] != '\0',
-                .queued = pool_queued(a->pool),
-                .n_requests = atomic_load_explicit(&a->ctx->n_requests, memory_order_relaxed),
-                .n_4xx = atomic_load_explicit(&a->ctx->n_4xx, memory_order_relaxed),
-                .n_5xx = atomic_load_explicit(&a->ctx->n_5xx, memory_order_relaxed),
-        };
+        StatusSnapshot s;
+
+        /* Compared with memcmp(): padding must be zero too. */
+        memset(&s, 0, sizeof(s));
+        s.n_conns = a->n_conns;
+        s.draining = a->draining;
+        s.reload_failed = a->reload_failure[0] != '\0';
+        s.queued = pool_queued(a->pool);
+        s.n_requests = atomic_load_explicit(&a->ctx->n_requests, memory_order_relaxed);
+        s.n_4xx = atomic_load_explicit(&a->ctx->n_4xx, memory_order_relaxed);
+        s.n_5xx = atomic_load_explicit(&a->ctx->n_5xx, memory_order_relaxed);
 
         if (now < a->next_status_usec || memcmp(&s, &a->last_status, sizeof(s)) == 0)
                 return;

@@ -12,6 +12,7 @@
  * directory, the number of CPUs) run once at the end.
  */
 #include "config.h"
+#include "http.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -65,6 +66,8 @@ static int config_set_size(ConfigParser *p, const ConfigKey *k, const char *valu
 static int config_set_duration(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
 static int config_set_log_level(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
 static int config_set_access_log(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
+static int config_set_bool(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
+static int config_set_max_age(ConfigParser *p, const ConfigKey *k, const char *value, void *data);
 
 #define KEY(s, n, setter, field, ...) \
         { .section = s, .name = n, .set = setter, .offset = offsetof(Config, field), __VA_ARGS__ }
@@ -79,6 +82,14 @@ static const ConfigKey config_keys[] = {
             .min = 1, .max = CONFIG_MAX_CONNECTIONS),
         KEY("server", "max_header_bytes", config_set_size, max_header_bytes,
             .min = CONFIG_MIN_HEADER_BYTES, .max = CONFIG_MAX_HEADER_BYTES),
+        KEY("server", "max_request_line", config_set_size, max_request_line,
+            .min = CONFIG_MIN_REQUEST_LINE, .max = CONFIG_MAX_HEADER_BYTES),
+        KEY("server", "max_header_fields", config_set_unsigned, max_header_fields,
+            .min = 1, .max = HTTP_MAX_HEADERS),
+        KEY("server", "max_body_bytes", config_set_size, max_body_bytes, .max = CONFIG_MAX_BODY_BYTES),
+        KEY("server", "dotfiles", config_set_bool, allow_dotfiles),
+        KEY("server", "precompressed", config_set_bool, precompressed),
+        KEY("server", "cache_max_age", config_set_max_age, cache_max_age_sec),
         /* keepalive 0 turns keep-alive off; the other timeouts must be real. */
         KEY("timeouts", "header", config_set_duration, header_timeout_usec, .min = USEC_PER_MSEC),
         KEY("timeouts", "keepalive", config_set_duration, keepalive_timeout_usec, .min = 0),
@@ -425,6 +436,40 @@ static int config_set_size(ConfigParser *p, const ConfigKey *k, const char *valu
         return 0;
 }
 
+static int config_set_bool(ConfigParser *p, const ConfigKey *k, const char *value, void *data) {
+        static const char *const yes[] = { "yes", "on", "true", "1" }, *const no[] = { "no", "off", "false", "0" };
+
+        (void) k;
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcmp(value, yes[i]) == 0)
+                        return *(bool *) data = true, 0;
+                if (strcmp(value, no[i]) == 0)
+                        return *(bool *) data = false, 0;
+        }
+        return parser_fail(p, "invalid value '%s': expected yes or no", value);
+}
+
+/* "off", a number of seconds (a year is common for versioned assets, so
+ * plain seconds go beyond the 24h of other durations), or a duration. */
+static int config_set_max_age(ConfigParser *p, const ConfigKey *k, const char *value, void *data) {
+        uint64_t v;
+
+        (void) k;
+        if (strcmp(value, "off") == 0) {
+                *(int64_t *) data = -1;
+                return 0;
+        }
+        if (config_parse_digits(value, strlen(value), CONFIG_MAX_AGE_SEC, &v) == 0) {
+                *(int64_t *) data = (int64_t) v;
+                return 0;
+        }
+        if (config_parse_duration(value, &v) < 0 || v % USEC_PER_SEC != 0)
+                return parser_fail(p, "invalid value '%s': expected off, a number of seconds up to %" PRIu64
+                                   ", or a duration such as 1h or 10min", value, (uint64_t) CONFIG_MAX_AGE_SEC);
+        *(int64_t *) data = (int64_t) (v / USEC_PER_SEC);
+        return 0;
+}
+
 static int config_set_duration(ConfigParser *p, const ConfigKey *k, const char *value, void *data) {
         uint64_t usec;
 
@@ -670,6 +715,12 @@ void config_init_defaults(Config *c) {
                 .workers = 0,
                 .max_connections = 10000,
                 .max_header_bytes = 8192,
+                .max_request_line = 4096,
+                .max_header_fields = 64,
+                .max_body_bytes = 1024 * 1024,
+                .allow_dotfiles = false,
+                .precompressed = true,
+                .cache_max_age_sec = -1,
                 .header_timeout_usec = 60 * USEC_PER_SEC,
                 .keepalive_timeout_usec = 75 * USEC_PER_SEC,
                 .send_timeout_usec = 60 * USEC_PER_SEC,

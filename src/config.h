@@ -12,7 +12,9 @@
  * Sections and keys (documented in conf/webpoold.conf):
  *
  *   [server]   listen (repeatable; also several per line), root, index,
- *              error_page_404, workers, max_connections, max_header_bytes
+ *              error_page_404, workers, max_connections, max_header_bytes,
+ *              max_request_line, max_header_fields, max_body_bytes,
+ *              dotfiles, precompressed, cache_max_age
  *   [timeouts] header, keepalive, send, shutdown   (durations: "30", "30s",
  *              "500ms", "2min", "1h")
  *   [log]      level, access
@@ -27,6 +29,9 @@
 #define CONFIG_MAX_CONNECTIONS 1000000
 #define CONFIG_MIN_HEADER_BYTES 1024
 #define CONFIG_MAX_HEADER_BYTES (1024 * 1024)
+#define CONFIG_MIN_REQUEST_LINE 256
+#define CONFIG_MAX_AGE_SEC (UINT64_C(10) * 365 * 24 * 3600)
+#define CONFIG_MAX_BODY_BYTES (UINT64_C(1) << 30)
 #define CONFIG_MAX_TIMEOUT_USEC (UINT64_C(24) * 3600 * 1000000)
 
 typedef enum ListenKind {
@@ -52,6 +57,12 @@ typedef struct Config {
         unsigned workers;                      /* 0 in the file means online CPUs */
         unsigned max_connections;
         size_t max_header_bytes;
+        size_t max_request_line;               /* longer: 414 */
+        unsigned max_header_fields;            /* more: 431 */
+        size_t max_body_bytes;                 /* request body read and dropped; more: 413 */
+        bool allow_dotfiles;                   /* else names starting with '.' are 404 */
+        bool precompressed;                    /* serve FILE.br / FILE.gz when accepted */
+        int64_t cache_max_age_sec;             /* Cache-Control: max-age; -1 = off */
         uint64_t header_timeout_usec;
         uint64_t keepalive_timeout_usec;
         uint64_t send_timeout_usec;

@@ -11,7 +11,7 @@
  * The parser is pure: no I/O, no allocation, no logging. It points slices
  * into the caller's buffer, which must outlive the HttpRequest. */
 
-#define HTTP_MAX_HEADERS 64
+#define HTTP_MAX_HEADERS 100
 #define HTTP_MAX_METHOD_LEN 32
 
 typedef struct Slice {

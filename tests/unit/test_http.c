@@ -270,7 +270,9 @@ static void test_parse_too_many_fields(void **state) {
 
         assert_int_equal(http_parse_request(ok, strlen(ok), &req), strlen(ok));
         assert_int_equal(req.n_headers, HTTP_MAX_HEADERS);
-        assert_slice_equal(req.headers[HTTP_MAX_HEADERS - 1].value, "63");
+        char last[16];
+        snprintf(last, sizeof(last), "%d", HTTP_MAX_HEADERS - 1);
+        assert_slice_equal(req.headers[HTTP_MAX_HEADERS - 1].value, last);
 
         ssize_t r = parse_prefix(big, strlen(big), &req);
         assert_int_equal(r, -E2BIG);
