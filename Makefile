@@ -32,9 +32,13 @@ UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 
 # Each unit test links its own module plus the pure modules it names here.
 UNIT_EXTRA_config := $(BUILD)/log.o
+UNIT_EXTRA_range := $(BUILD)/http.o
+UNIT_EXTRA_precondition := $(BUILD)/http.o
+UNIT_EXTRA_serve := $(BUILD)/conn.o $(BUILD)/http.o $(BUILD)/file.o $(BUILD)/mime.o $(BUILD)/range.o \
+	$(BUILD)/precondition.o $(BUILD)/site.o $(BUILD)/config.o $(BUILD)/log.o $(BUILD)/util.o $(BUILD)/accesslog.o
 
 BUILD_DEPS := gcc make pkg-config libsystemd-dev libinih-dev media-types
-TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest systemd
+TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest systemd slowhttptest
 
 .PHONY: all run check deps test-deps unit-tests check-unit check-integration \
 	check-asan check-tsan install uninstall clean
@@ -137,3 +141,53 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
+
+# ---- fuzz ------------------------------------------------------------------
+# libFuzzer harnesses (tests/fuzz/README.md). `make fuzz` installs clang and
+# its fuzzer runtime, then runs each harness for FUZZ_SECONDS on a copy of its
+# seed corpus under build/fuzz/; a crash, leak, sanitizer report or timeout
+# fails it. Each harness links only the modules it tests.
+
+FUZZ_SECONDS ?= 10
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build/fuzz
+FUZZ_TARGETS := request path range config
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_DEPS := make pkg-config libinih-dev clang libclang-rt-14-dev
+
+FUZZ_MODULES_request := src/http.c
+FUZZ_MODULES_path := src/http.c
+FUZZ_MODULES_range := src/range.c src/http.c
+FUZZ_MODULES_config := src/config.c src/log.c
+FUZZ_LIBS_config = $(shell pkg-config --libs inih)
+
+FUZZ_CFLAGS = -std=gnu17 $(WARNINGS) $(WERROR) -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags inih) \
+	-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-run
+
+fuzz-deps:
+	$(call install_missing,$(FUZZ_DEPS))
+
+# A second make, so clang and pkg-config are only looked for once installed.
+fuzz: fuzz-deps
+	$(MAKE) fuzz-run
+
+fuzz-build: $(FUZZ_BINS)
+
+# Every harness runs even when one fails; the summary lists them all.
+fuzz-run: $(FUZZ_BINS)
+	@rm -f $(FUZZ_BUILD)/summary; status=0; \
+	for t in $(FUZZ_TARGETS); do \
+		sh tests/fuzz/run.sh $$t $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_SECONDS) $(FUZZ_BUILD) || status=1; \
+	done; \
+	echo "== fuzz summary ($(FUZZ_SECONDS) s per target)"; cat $(FUZZ_BUILD)/summary; \
+	exit $$status
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_MODULES_$$*) tests/fuzz/fuzz.h $(wildcard src/*.h) \
+		| $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_MODULES_$*) $(FUZZ_LIBS_$*)
+
+$(FUZZ_BUILD):
+	mkdir -p $@
+# ---- end of fuzz -----------------------------------------------------------

@@ -107,6 +107,7 @@ struct Acceptor {
         size_t n_listeners;
         bool listeners_armed;
         uint64_t resume_accept_usec;
+        bool accept_failing; /* logged once per episode, not every 100ms */
 
         pthread_mutex_t return_lock;
         Conn *returned;
@@ -362,13 +363,23 @@ static bool accept_batch(Acceptor *a, int listen_fd, uint64_t now) {
                         accept_one(a, fd, now);
                         continue;
                 }
-                if (errno == EAGAIN)
+                if (errno == EAGAIN) {
+                        /* The shortage is over only once the backlog it
+                         * built up has been taken in: freeing descriptors
+                         * one at a time is still the same shortage. */
+                        if (a->accept_failing)
+                                log_info("Accepting connections again.");
+                        a->accept_failing = false;
                         return false;
+                }
                 if (accept_error_is_transient(errno))
                         continue;
                 /* EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting again at once
                  * would spin. Pause, as OpenBSD httpd does. */
-                log_warning_errno(errno, "Failed to accept connection, pausing for 100ms: %m");
+                if (!a->accept_failing)
+                        log_warning_errno(errno, "Failed to accept connections, pausing for 100ms at a time "
+                                          "until it works again: %m");
+                a->accept_failing = true;
                 listeners_arm(a, false);
                 a->resume_accept_usec = now + ACCEPTOR_PAUSE_USEC;
                 return false;
@@ -603,8 +614,26 @@ static void extend_stop_timeout(Acceptor *a, uint64_t now) {
         notify_extend_timeout(left + ACCEPTOR_EXIT_MARGIN_USEC);
 }
 
+/* A request head that did not arrive in time gets 408 (RFC 9110 §15.5.9)
+ * when part of it came; a connection that sent nothing is closed quietly,
+ * like an idle keep-alive one. */
+static void expire_heads(Acceptor *a, uint64_t now) {
+        Conn *c;
+
+        while ((c = a->lists[LIST_HEADER].head) && c->deadline_usec <= now) {
+                if (c->in_len == 0 && !conn_discarding(c)) {
+                        conn_close(a, c);
+                        continue;
+                }
+                log_debug("Request head timed out, answering 408.");
+                list_remove(a, c);
+                conn_send_timeout(c);
+                linger_begin(a, c, now);
+        }
+}
+
 static void expire(Acceptor *a, uint64_t now) {
-        expire_list(a, LIST_HEADER, now, "request head");
+        expire_heads(a, now);
         expire_list(a, LIST_IDLE, now, "keep-alive");
         expire_list(a, LIST_WRITE, now, "send");
         expire_list(a, LIST_LINGER, now, "lingering close");

@@ -37,42 +37,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "file.h"
 #include "http.h"
 #include "log.h"
+#include "serve.h"
 #include "util.h"
 
-#define CONN_MAX_PATH 4096
-#define CONN_MAX_LOCATION 1024 /* longer redirects get 414 */
-#define CONN_HEAD_RESERVE 32   /* for head_finish()'s longest ending */
+#define CONN_HEAD_RESERVE 32 /* for conn_head_finish()'s longest ending */
 #define CONN_SENDFILE_CHUNK (1U << 20)
-
-#define PAGE(code, reason)                                                      \
-        "<!DOCTYPE html>\n<html><head><title>" #code " " reason "</title></head>\n" \
-        "<body><h1>" #code " " reason "</h1></body></html>\n"
-
-static const struct {
-        int status;
-        const char *page;
-} builtin_pages[] = {
-        { 301, PAGE(301, "Moved Permanently") },
-        { 400, PAGE(400, "Bad Request") },
-        { 403, PAGE(403, "Forbidden") },
-        { 404, PAGE(404, "Not Found") },
-        { 405, PAGE(405, "Method Not Allowed") },
-        { 413, PAGE(413, "Content Too Large") },
-        { 414, PAGE(414, "URI Too Long") },
-        { 431, PAGE(431, "Request Header Fields Too Large") },
-        { 500, PAGE(500, "Internal Server Error") },
-        { 501, PAGE(501, "Not Implemented") },
-        { 505, PAGE(505, "HTTP Version Not Supported") },
-};
-
-/* What the current request asked for that shapes its response. */
-typedef struct ResponseInfo {
-        bool head_only;
-        bool http10;
-} ResponseInfo;
 
 Site *serve_context_get_site(ServeContext *ctx) {
         pthread_mutex_lock(&ctx->site_lock);
@@ -83,6 +54,7 @@ Site *serve_context_get_site(ServeContext *ctx) {
 
 void serve_context_set_site(ServeContext *ctx, Site *site) {
         atomic_store(&ctx->max_header_bytes, site->config.max_header_bytes);
+        atomic_store(&ctx->max_request_line, site->config.max_request_line);
         pthread_mutex_lock(&ctx->site_lock);
         Site *old = ctx->site;
         ctx->site = site;
@@ -145,7 +117,7 @@ static void record_write(Conn *c) {
                 .target_len = r->target_len,
                 .minor_version = r->minor_version,
                 .status = c->status,
-                .bytes = c->body_mem ? c->body_mem_sent : c->file_fd >= 0 ? (uint64_t) c->file_pos : 0,
+                .bytes = c->body_sent,
                 .duration_usec = now_usec() - r->started_usec,
                 .referer = r->referer_len ? r->referer : NULL,
                 .referer_len = r->referer_len,
@@ -179,24 +151,24 @@ void conn_record_peer(Conn *c) {
                 snprintf(c->record->remote_addr, sizeof(c->record->remote_addr), "unix");
 }
 
+static void body_reset(Conn *c) {
+        c->file_fd = safe_close(c->file_fd);
+        c->part_text = mfree(c->part_text);
+        c->n_parts = c->part = 0;
+        c->part_sent = c->body_sent = 0;
+}
+
 Conn *conn_free(Conn *c) {
         if (!c)
                 return NULL;
         if (c->responding)
                 record_write(c);
         free(c->record);
-        (void) safe_close(c->file_fd);
+        body_reset(c);
         (void) safe_close(c->fd);
         free(c->in);
         free(c);
         return NULL;
-}
-
-static const char *builtin_page(int status) {
-        for (size_t i = 0; i < ELEMENTSOF(builtin_pages); i++)
-                if (builtin_pages[i].status == status)
-                        return builtin_pages[i].page;
-        return builtin_pages[ELEMENTSOF(builtin_pages) - 1].page;
 }
 
 /* The Date header changes once a second; format it once per second per
@@ -213,10 +185,7 @@ static const char *cached_date(void) {
         return text;
 }
 
-/* Appends to the response head. A head that does not fit is never sent cut
- * short (that would break the framing): the overflow is remembered, and the
- * caller answers 500 instead. */
-_printf_(2, 3) static void head_append(Conn *c, const char *format, ...) {
+void conn_head_append(Conn *c, const char *format, ...) {
         va_list ap;
         size_t room = sizeof(c->head) - CONN_HEAD_RESERVE - c->head_len;
 
@@ -230,26 +199,28 @@ _printf_(2, 3) static void head_append(Conn *c, const char *format, ...) {
         c->head_len += (size_t) n;
 }
 
-static void head_start(Conn *c, int status) {
+
+/* Starting a head discards whatever response was being built, so an error
+ * found late (an overflowing head) can replace it. */
+void conn_head_start(Conn *c, int status) {
         const char *reason = http_status_reason(status);
 
+        body_reset(c);
         c->head_len = c->head_sent = 0;
         c->head_overflow = false;
         c->status = status;
         c->responding = true;
-        head_append(c, "HTTP/1.1 %d %s\r\nServer: webpoold\r\nDate: %s\r\n",
-                    status, reason ? reason : "Unknown", cached_date());
+        conn_head_append(c, "HTTP/1.1 %d %s\r\nServer: webpoold\r\nDate: %s\r\n",
+                         status, reason ? reason : "Unknown", cached_date());
         if (status >= 500)
                 atomic_fetch_add_explicit(&c->ctx->n_5xx, 1, memory_order_relaxed);
         else if (status >= 400)
                 atomic_fetch_add_explicit(&c->ctx->n_4xx, 1, memory_order_relaxed);
 }
 
-/* Ends the head; the reserve kept by head_append() guarantees it fits.
- * Returns false if the head overflowed before. */
-static bool head_finish(Conn *c, const ResponseInfo *info) {
+bool conn_head_finish(Conn *c) {
         const char *end = c->close_after ? "Connection: close\r\n\r\n"
-                          : info->http10 ? "Connection: keep-alive\r\n\r\n"
+                          : c->http10    ? "Connection: keep-alive\r\n\r\n"
                                          : "\r\n";
         size_t len = strlen(end);
 
@@ -260,166 +231,33 @@ static bool head_finish(Conn *c, const ResponseInfo *info) {
         return true;
 }
 
-static void respond_head_overflow(Conn *c, const ResponseInfo *info);
-
-static void respond_builtin(Conn *c, int status, const ResponseInfo *info, const char *extra) {
-        const char *page = builtin_page(status);
-        size_t len = strlen(page);
-
-        head_start(c, status);
-        head_append(c, "Content-Type: text/html\r\nContent-Length: %zu\r\n%s", len, extra ? extra : "");
-        if (!head_finish(c, info))
-                return respond_head_overflow(c, info);
-        if (!info->head_only) {
-                c->body_mem = page;
-                c->body_mem_len = len;
-                c->body_mem_sent = 0;
-        }
-}
-
-static void respond_file(Conn *c, int status, int fd, const struct stat *st,
-                         const char *name, const ResponseInfo *info) {
-        char last_modified[30];
-
-        head_start(c, status);
-        head_append(c, "Content-Type: %s\r\nContent-Length: %" PRIu64 "\r\n",
-                    mime_table_lookup(c->ctx->mime, name), (uint64_t) st->st_size);
-        /* Validators describe the resource asked for; an error page's own
-         * would mislead caches, so only a 200 carries them. */
-        if (status == 200) {
-                http_format_date(st->st_mtim.tv_sec, last_modified);
-                head_append(c, "Last-Modified: %s\r\nETag: \"%" PRIx64 "-%" PRIx64 "\"\r\n",
-                            last_modified,
-                            (uint64_t) st->st_mtim.tv_sec * 1000000000U + (uint64_t) st->st_mtim.tv_nsec,
-                            (uint64_t) st->st_size);
-        }
-        if (!head_finish(c, info)) {
-                (void) safe_close(fd);
-                return respond_head_overflow(c, info);
-        }
-        if (info->head_only || st->st_size == 0) {
-                (void) safe_close(fd);
+static void body_add(Conn *c, BodyPart part) {
+        if (c->head_only || part.length == 0 || c->n_parts >= ELEMENTSOF(c->parts))
                 return;
-        }
-        c->file_fd = fd;
-        c->file_pos = 0;
-        c->file_end = st->st_size;
+        c->parts[c->n_parts++] = part;
 }
 
-/* Cannot overflow again: no caller-supplied value goes into this head. */
-static void respond_head_overflow(Conn *c, const ResponseInfo *info) {
-        log_warning("Response head does not fit in %zu bytes, answering 500.", sizeof(c->head));
-        c->close_after = true;
-        respond_builtin(c, 500, info, NULL);
+void conn_body_mem(Conn *c, const char *p, size_t len) {
+        body_add(c, (BodyPart) { .mem = p, .length = len });
 }
 
-static void respond_error(Conn *c, int status, const ResponseInfo *info) {
-        const char *page = c->site->config.error_page_404;
-
-        if (status == 404 && page[0]) {
-                struct stat st;
-                int fd = file_open_beneath(c->site->root_fd, page, &st);
-                if (fd >= 0 && S_ISREG(st.st_mode))
-                        return respond_file(c, 404, fd, &st, page, info);
-                (void) safe_close(fd);
-        }
-        if (status == 405 || status == 501)
-                return respond_builtin(c, status, info, "Allow: GET, HEAD\r\n");
-        respond_builtin(c, status, info, NULL);
+void conn_body_file(Conn *c, uint64_t offset, uint64_t length) {
+        body_add(c, (BodyPart) { .offset = offset, .length = length });
 }
 
-static bool is_path_char(unsigned char ch) {
-        /* RFC 3986 pchar, minus '%' (which we re-encode) */
-        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-               strchr("-._~!$&'()*+,;=:@/", ch);
-}
+void conn_send_timeout(Conn *c) {
+        char response[256];
 
-/* Percent-encodes a normalized path. Returns its length, or -ENAMETOOLONG. */
-static ssize_t path_encode(const char *path, char *out, size_t size) {
-        static const char hex[] = "0123456789ABCDEF";
-        size_t n = 0;
-
-        for (const unsigned char *p = (const unsigned char *) path; *p; p++) {
-                if (n + 4 > size)
-                        return -ENAMETOOLONG;
-                if (*p != '\0' && is_path_char(*p))
-                        out[n++] = (char) *p;
-                else {
-                        out[n++] = '%';
-                        out[n++] = hex[*p >> 4];
-                        out[n++] = hex[*p & 15];
-                }
-        }
-        out[n] = '\0';
-        return (ssize_t) n;
-}
-
-/* The Location is built from the normalized path, never from the raw target:
- * "//evil.example/.." or "/\\evil.example" must not become a redirect to
- * another host. A normalized path starts with exactly one '/'. */
-static void respond_redirect_slash(Conn *c, const char *path, Slice query, const ResponseInfo *info) {
-        char encoded[CONN_MAX_LOCATION];
-        char location[CONN_MAX_LOCATION + 32];
-
-        if (path_encode(path, encoded, sizeof(encoded)) < 0)
-                return respond_error(c, 414, info);
-        int n = snprintf(location, sizeof(location), "Location: %s/%s%.*s\r\n", encoded,
-                         query.len ? "?" : "", (int) query.len, query.ptr);
-        if (n < 0 || (size_t) n >= sizeof(location))
-                return respond_error(c, 414, info);
-        respond_builtin(c, 301, info, location);
-}
-
-/* A directory request ("/dir/") is answered with its index file. A directory
- * without one is 403, as nginx does: it exists, but we do not list it. */
-static void serve_directory(Conn *c, const char *dir_path, const ResponseInfo *info) {
-        char path[CONN_MAX_PATH + 300];
-        struct stat st;
-        const char *index = c->site->config.index;
-
-        int n = snprintf(path, sizeof(path), "%s%s", dir_path, index);
-        if (n < 0 || (size_t) n >= sizeof(path))
-                return respond_error(c, 414, info);
-
-        int fd = file_open_beneath(c->site->root_fd, path, &st);
-        if (fd == -ENOENT)
-                return respond_error(c, 403, info);
-        if (fd < 0)
-                return respond_error(c, file_status_for_error(fd), info);
-        if (!S_ISREG(st.st_mode)) {
-                (void) safe_close(fd);
-                return respond_error(c, 403, info);
-        }
-        respond_file(c, 200, fd, &st, path, info);
-}
-
-static void serve_target(Conn *c, Slice target, const ResponseInfo *info) {
-        char path[CONN_MAX_PATH];
-        Slice raw_path, query;
-        struct stat st;
-
-        if (http_target_split(target, &raw_path, &query) < 0)
-                return respond_error(c, 400, info);
-        ssize_t len = http_path_normalize(raw_path, path, sizeof(path));
-        if (len == -ENAMETOOLONG)
-                return respond_error(c, 414, info);
-        if (len < 0)
-                return respond_error(c, 400, info);
-
-        int fd = file_open_beneath(c->site->root_fd, path, &st);
-        if (fd < 0)
-                return respond_error(c, file_status_for_error(fd), info);
-        if (S_ISREG(st.st_mode)) {
-                if (path[len - 1] == '/') { /* "/file.txt/" names no directory */
-                        (void) safe_close(fd);
-                        return respond_error(c, 404, info);
-                }
-                return respond_file(c, 200, fd, &st, path, info);
-        }
-        (void) safe_close(fd);
-        if (path[len - 1] != '/')
-                return respond_redirect_slash(c, path, query, info);
-        serve_directory(c, path, info);
+        record_request(c, NULL);
+        c->status = 408;
+        atomic_fetch_add_explicit(&c->ctx->n_4xx, 1, memory_order_relaxed);
+        int n = snprintf(response, sizeof(response),
+                         "HTTP/1.1 408 Request Timeout\r\nServer: webpoold\r\nDate: %s\r\n"
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n", cached_date());
+        /* Best effort: a client too slow to send a request may be too slow
+         * to read this too, and the acceptor must not wait for it. */
+        (void) send(c->fd, response, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        record_write(c);
 }
 
 static bool want_keep_alive(const Conn *c, const HttpRequest *req) {
@@ -452,41 +290,94 @@ static int parse_content_length(Slice v, uint64_t *ret) {
         return 0;
 }
 
-/* Checks what RFC 9112 requires of a request's framing and Host, and arranges
- * for a body we do not use to be dropped. Returns 0 or an error status. */
-static int check_framing(Conn *c, const HttpRequest *req) {
-        size_t n_host, n_length;
+/* Host is "uri-host [ ":" port ]" (RFC 9110 §7.2); an empty value is allowed
+ * for targets without an authority. Anything else is an error (400). */
+static bool host_valid(Slice v) {
+        for (size_t i = 0; i < v.len; i++) {
+                unsigned char ch = (unsigned char) v.ptr[i];
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                      strchr("-._~!$&'()*+,;=:[]%", ch)))
+                        return false;
+        }
+        return true;
+}
+
+/* True when the last Transfer-Encoding coding is "chunked". */
+static bool final_coding_is_chunked(const HttpRequest *req) {
+        const HttpHeader *last = NULL;
+
+        for (size_t i = 0; i < req->n_headers; i++)
+                if (req->headers[i].name.len == 17 &&
+                    strncasecmp(req->headers[i].name.ptr, "Transfer-Encoding", 17) == 0)
+                        last = &req->headers[i];
+        if (!last)
+                return false;
+        Slice v = last->value;
+        while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+                v.len--;
+        if (v.len < 7 || strncasecmp(v.ptr + v.len - 7, "chunked", 7) != 0)
+                return false;
+        if (v.len == 7)
+                return true;
+        char before = v.ptr[v.len - 8];
+        return before == ',' || before == ' ' || before == '\t';
+}
+
+static int check_body(Conn *c, const HttpRequest *req) {
+        size_t n_length;
         uint64_t length = 0;
-
-        (void) http_request_header(req, "Host", &n_host);
-        if (n_host > 1 || (req->minor_version >= 1 && n_host == 0))
-                return 400;
-        if (http_request_header(req, "Transfer-Encoding", NULL))
-                return 501;
-
+        const HttpHeader *te = http_request_header(req, "Transfer-Encoding", NULL);
         const HttpHeader *cl = http_request_header(req, "Content-Length", &n_length);
-        if (n_length > 1)
+
+        /* Both at once is how requests are smuggled (RFC 9112 §6.3). */
+        if (te && cl)
                 return 400;
-        if (cl && parse_content_length(cl->value, &length) < 0)
+        /* Only a chunked body has an end we can find (RFC 9112 §6.3). */
+        if (te && !final_coding_is_chunked(req))
                 return 400;
-        if (length > CONN_MAX_DISCARD_BODY)
+        if (n_length > 1 || (cl && parse_content_length(cl->value, &length) < 0))
+                return 400;
+        if (length > c->site->config.max_body_bytes)
                 return 413;
         /* A client that sent "Expect: 100-continue" waits for us before
          * sending the body, and after our final answer may never send it:
          * the next bytes cannot be trusted to be either. Close instead. */
-        if (length > 0 && http_request_header(req, "Expect", NULL)) {
+        if ((te || length > 0) && http_request_header(req, "Expect", NULL)) {
                 c->close_after = true;
+                return 0;
+        }
+        c->body_limit = c->site->config.max_body_bytes;
+        if (te) {
+                /* HTTP/1.0 has no chunked coding: the framing is suspect
+                 * (RFC 9112 §6.1), so the connection ends after this. */
+                if (req->minor_version == 0)
+                        c->close_after = true;
+                c->chunked = (HttpChunked) {};
+                c->chunked_active = true;
                 return 0;
         }
         c->discard_body = length;
         return 0;
 }
 
+/* Checks what RFC 9112 requires of a request's framing and Host, and the
+ * configured limits, and arranges for a body we do not use to be dropped.
+ * Returns 0 or an error status. */
+static int check_framing(Conn *c, const HttpRequest *req) {
+        const Config *config = &c->site->config;
+        size_t n_host;
+        const HttpHeader *host = http_request_header(req, "Host", &n_host);
+
+        if (req->n_headers > config->max_header_fields)
+                return 431;
+        if (n_host > 1 || (req->minor_version >= 1 && n_host == 0) || (host && !host_valid(host->value)))
+                return 400;
+        return check_body(c, req);
+}
+
 static void handle_request(Conn *c, const HttpRequest *req) {
-        ResponseInfo info = {
-                .head_only = req->method == HTTP_HEAD,
-                .http10 = req->minor_version == 0,
-        };
+        c->head_only = req->method == HTTP_HEAD;
+        c->http10 = req->minor_version == 0;
 
         atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
         record_request(c, req);
@@ -495,13 +386,9 @@ static void handle_request(Conn *c, const HttpRequest *req) {
         int status = check_framing(c, req);
         if (status != 0) {
                 c->close_after = true; /* the framing is not to be trusted */
-                return respond_error(c, status, &info);
+                return serve_error(c, status);
         }
-        if (req->method == HTTP_METHOD_OTHER)
-                return respond_error(c, 501, &info);
-        if (req->method != HTTP_GET && req->method != HTTP_HEAD)
-                return respond_error(c, 405, &info);
-        serve_target(c, req->target, &info);
+        serve_request(c, req);
 }
 
 static void buffer_consume(Conn *c, size_t n) {
@@ -511,24 +398,51 @@ static void buffer_consume(Conn *c, size_t n) {
         c->in_len -= n;
 }
 
-static void reject_request(Conn *c, ssize_t error) {
-        ResponseInfo info = {};
-        /* Still in the request line when the buffer filled: 414. */
-        int status = error == -EAGAIN ? (memchr(c->in, '\n', c->in_len) ? 431 : 414)
-                                      : http_status_for_error((int) error);
-
+static void reject_request(Conn *c, int status) {
         atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
         record_request(c, NULL);
+        c->head_only = c->http10 = false;
         c->close_after = true;
         c->in_len = 0;
-        respond_error(c, status, &info);
+        serve_error(c, status);
+}
+
+/* The request line, once complete or once longer than allowed, decides
+ * 414 on its own: nothing after it can make it acceptable, so there is no
+ * point waiting for (or blaming) the header section. */
+static int check_request_line(Conn *c, const Config *config) {
+        const char *start = c->in, *end = c->in + c->in_len;
+
+        while (start < end && (*start == '\r' || *start == '\n')) /* RFC 9112 §2.2 */
+                start++;
+        const char *nl = memchr(start, '\n', (size_t) (end - start));
+        size_t len = (size_t) ((nl ? nl : end) - start);
+        if (len > 0 && start[len - 1] == '\r') /* CRLF is no part of the line, even half of it */
+                len--;
+        if (len > config->max_request_line)
+                return 414;
+        c->line_checked = nl != NULL;
+        return 0;
 }
 
 /* Starts the response to the next buffered request. Returns 1 when a response
- * was started, -EAGAIN when more bytes are needed. */
+ * was started, -EAGAIN when more bytes are needed, another negative errno
+ * when a request body we are dropping turns out malformed or too large (the
+ * connection can only be closed then). */
 static int conn_next_request(Conn *c) {
         HttpRequest req;
 
+        if (c->chunked_active) {
+                ssize_t n = http_chunked_skip(&c->chunked, c->in, c->in_len, c->body_limit);
+                if (n < 0)
+                        return (int) n; /* we answered already; all we can do is close */
+                buffer_consume(c, (size_t) n);
+                if (c->chunked.state != HTTP_CHUNKED_DONE)
+                        return -EAGAIN;
+                c->chunked_active = false;
+                c->request_started_usec = now_usec();
+                c->parse_ready = true;
+        }
         if (c->discard_body > 0) {
                 size_t n = (size_t) MIN((uint64_t) c->in_len, c->discard_body);
                 buffer_consume(c, n);
@@ -538,28 +452,28 @@ static int conn_next_request(Conn *c) {
                 c->request_started_usec = now_usec();
                 c->parse_ready = true;
         }
-        if (c->in_len == 0)
-                return -EAGAIN;
-        bool full = c->in_len >= c->in_cap;
-        if (!c->parse_ready && !full)
+        if (c->in_len == 0 || !c->parse_ready)
                 return -EAGAIN;
         c->parse_ready = false;
 
-        ssize_t r = http_parse_request(c->in, c->in_len, &req);
-        if (r == -EAGAIN && !full)
-                return -EAGAIN;
-
         Site *site = serve_context_get_site(c->ctx);
         c->site = site;
-        if (r < 0)
-                reject_request(c, r);
+        int result = 1, status = c->line_checked ? 0 : check_request_line(c, &site->config);
+        ssize_t r = status ? -EBADMSG : http_parse_request(c->in, c->in_len, &req);
+        if (status)
+                reject_request(c, status);
+        else if (r == -EAGAIN && c->in_len < c->in_cap)
+                result = -EAGAIN;
+        else if (r < 0)
+                reject_request(c, r == -EAGAIN ? (c->line_checked ? 431 : 414) : http_status_for_error((int) r));
         else {
                 handle_request(c, &req);
                 buffer_consume(c, (size_t) r);
                 c->parse_ready = true; /* a pipelined head may follow */
+                c->line_checked = false;
         }
         c->site = site_unref(site);
-        return 1;
+        return result;
 }
 
 /* True if the n bytes just read at buf + old_len may complete a head: they
@@ -579,6 +493,7 @@ static int conn_fill(Conn *c) {
         if (!c->in) {
                 /* A reload changes the limit for buffers allocated after it. */
                 c->in_cap = atomic_load(&c->ctx->max_header_bytes);
+                c->line_cap = atomic_load(&c->ctx->max_request_line);
                 c->in = malloc(c->in_cap);
                 if (!c->in)
                         return -ENOMEM;
@@ -586,12 +501,16 @@ static int conn_fill(Conn *c) {
         for (;;) {
                 ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
                 if (n > 0) {
-                        if (c->in_len == 0 && c->n_requests > 0 && c->discard_body == 0)
+                        if (c->in_len == 0 && c->n_requests > 0 && !conn_discarding(c))
                                 c->request_started_usec = now_usec();
                         /* Parsing again only pays when a head may have ended,
                          * or to reject garbage early on the first segment;
                          * re-parsing on every segment would be quadratic. */
                         c->parse_ready |= c->in_len == 0 || may_end_head(c->in, c->in_len, (size_t) n);
+                        /* Limits are checked when parsing, which a full
+                         * buffer or an over-long request line must trigger. */
+                        c->parse_ready |= c->in_len + (size_t) n >= c->in_cap ||
+                                          (!c->line_checked && c->in_len + (size_t) n > c->line_cap);
                         c->in_len += (size_t) n;
                         return 0;
                 }
@@ -602,7 +521,7 @@ static int conn_fill(Conn *c) {
         }
 }
 
-static int send_mem(Conn *c, const char *p, size_t len, size_t *sent, bool more) {
+static int send_mem(Conn *c, const char *p, size_t len, uint64_t *sent, bool more) {
         while (*sent < len) {
                 ssize_t n = send(c->fd, p + *sent, len - *sent, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
                 if (n < 0) {
@@ -615,12 +534,13 @@ static int send_mem(Conn *c, const char *p, size_t len, size_t *sent, bool more)
         return 0;
 }
 
-static int send_file(Conn *c, size_t *budget_used) {
-        while (c->file_pos < c->file_end) {
+static int send_file_part(Conn *c, const BodyPart *part, size_t *budget_used) {
+        while (c->part_sent < part->length) {
                 if (*budget_used >= CONN_MAX_BYTES_PER_TURN)
                         return -EBUSY;
-                size_t chunk = (size_t) MIN((uint64_t) (c->file_end - c->file_pos), CONN_SENDFILE_CHUNK);
-                ssize_t n = sendfile(c->fd, c->file_fd, &c->file_pos, chunk);
+                off_t pos = (off_t) (part->offset + c->part_sent);
+                size_t chunk = (size_t) MIN(part->length - c->part_sent, CONN_SENDFILE_CHUNK);
+                ssize_t n = sendfile(c->fd, c->file_fd, &pos, chunk);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -632,7 +552,27 @@ static int send_file(Conn *c, size_t *budget_used) {
                         log_warning("File shrank while being sent, closing connection.");
                         return -EIO;
                 }
+                c->part_sent += (uint64_t) n;
+                c->body_sent += (uint64_t) n;
                 *budget_used += (size_t) n;
+        }
+        return 0;
+}
+
+static int send_body(Conn *c, size_t *budget_used) {
+        for (; c->part < c->n_parts; c->part++, c->part_sent = 0) {
+                const BodyPart *part = &c->parts[c->part];
+                bool more = c->part + 1 < c->n_parts;
+                int r;
+
+                if (part->mem) {
+                        uint64_t before = c->part_sent;
+                        r = send_mem(c, part->mem, part->length, &c->part_sent, more);
+                        c->body_sent += c->part_sent - before;
+                } else
+                        r = send_file_part(c, part, budget_used);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -640,24 +580,17 @@ static int send_file(Conn *c, size_t *budget_used) {
 /* Returns 0 when the response is out, -EAGAIN when the socket is full,
  * -EBUSY when this turn's budget is spent, another negative errno on failure. */
 static int conn_send(Conn *c, size_t *budget_used) {
-        bool has_body = c->body_mem || c->file_fd >= 0;
-        int r = send_mem(c, c->head, c->head_len, &c->head_sent, has_body);
+        uint64_t head_sent = c->head_sent;
+        int r = send_mem(c, c->head, c->head_len, &head_sent, c->n_parts > 0);
+        c->head_sent = (size_t) head_sent;
         if (r < 0)
                 return r;
-        if (c->body_mem) {
-                r = send_mem(c, c->body_mem, c->body_mem_len, &c->body_mem_sent, false);
-                if (r < 0)
-                        return r;
-        }
-        if (c->file_fd >= 0)
-                return send_file(c, budget_used);
-        return 0;
+        return send_body(c, budget_used);
 }
 
 static void conn_end_response(Conn *c) {
         record_write(c);
-        c->file_fd = safe_close(c->file_fd);
-        c->body_mem = NULL;
+        body_reset(c);
         c->responding = false;
         c->n_requests++;
         /* A pipelined head already in the buffer has its time start now,
@@ -684,11 +617,14 @@ ConnVerdict conn_run(Conn *c) {
                         if (++responses >= CONN_MAX_REQUESTS_PER_TURN)
                                 return CONN_REQUEUE;
                 }
-                if (conn_next_request(c) > 0)
+                int r = conn_next_request(c);
+                if (r > 0)
                         continue;
-                int r = conn_fill(c);
+                if (r != -EAGAIN)
+                        return CONN_CLOSE;
+                r = conn_fill(c);
                 if (r == -EAGAIN) {
-                        if (c->in_len == 0 && c->discard_body == 0) {
+                        if (c->in_len == 0 && !conn_discarding(c)) {
                                 /* Idle connections keep no buffer: thousands of
                                  * them should cost as little as possible. */
                                 free(c->in);
@@ -704,7 +640,7 @@ ConnVerdict conn_run(Conn *c) {
 bool conn_is_idle(const Conn *c) {
         char byte;
 
-        if (c->in_len > 0 || c->responding || c->discard_body > 0)
+        if (c->in_len > 0 || c->responding || conn_discarding(c))
                 return false;
         ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         return n <= 0;

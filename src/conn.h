@@ -9,7 +9,9 @@
 #include <pthread.h>
 
 #include "accesslog.h"
+#include "macro.h"
 #include "config.h"
+#include "http.h"
 #include "mime.h"
 #include "site.h"
 
@@ -23,7 +25,7 @@
 #define CONN_HEAD_MAX 2048              /* response head; ours are short */
 #define CONN_MAX_REQUESTS_PER_TURN 32   /* pipelined requests before yielding */
 #define CONN_MAX_BYTES_PER_TURN (4U << 20) /* body bytes before yielding */
-#define CONN_MAX_DISCARD_BODY (1U << 20)   /* request body we read and drop */
+#define CONN_MAX_PARTS 33 /* a multipart body: 16 ranges, their delimiters, the end */
 
 /* Shared by every connection. The site is swapped by a reload (under
  * site_lock); workers take a reference per request with
@@ -33,6 +35,7 @@ typedef struct ServeContext {
         pthread_mutex_t site_lock;
         Site *site;
         atomic_size_t max_header_bytes; /* the current site's, for new buffers */
+        atomic_size_t max_request_line;
         MimeTable *mime; /* built at startup, read-only after */
         AccessLog *access_log; /* NULL when off; kept until exit */
         atomic_bool draining;           /* answer with Connection: close */
@@ -67,6 +70,13 @@ typedef struct ConnRecord {
         time_t time;
 } ConnRecord;
 
+/* One piece of a response body: bytes in memory, or a span of the file. */
+typedef struct BodyPart {
+        const char *mem; /* NULL: from the file */
+        uint64_t offset; /* in the file */
+        uint64_t length;
+} BodyPart;
+
 typedef struct Conn Conn;
 
 struct Conn {
@@ -75,22 +85,31 @@ struct Conn {
         ServeContext *ctx;
 
         char *in; /* request bytes */
-        size_t in_len, in_cap;
+        size_t in_len, in_cap, line_cap;
         const Site *site; /* while a request is being answered */
         uint64_t discard_body; /* request body bytes still to drop */
+        bool chunked_active;   /* dropping a chunked request body */
+        HttpChunked chunked;
+        uint64_t body_limit;   /* max_body_bytes of the request's site */
         unsigned n_requests;
         uint64_t request_started_usec; /* first byte of the pending request */
 
+        bool parse_ready; /* new bytes may have completed a request head */
+        bool line_checked; /* the pending request line is complete and within limits */
+
+        /* The response being sent. */
         char head[CONN_HEAD_MAX];
         size_t head_len, head_sent;
         bool head_overflow;
-        bool parse_ready; /* new bytes may have completed a request head */
-        const char *body_mem; /* built-in page, static storage */
-        size_t body_mem_len, body_mem_sent;
+        BodyPart parts[CONN_MAX_PARTS];
+        size_t n_parts, part;
+        uint64_t part_sent, body_sent;
+        char *part_text; /* multipart delimiters, owned */
         int file_fd;
-        off_t file_pos, file_end;
         bool responding;
         bool close_after;
+        bool head_only; /* the request was HEAD */
+        bool http10;
         int status;
         ConnRecord *record;
 
@@ -122,12 +141,31 @@ Conn *conn_free(Conn *c);
 /* Runs the connection until it would block or must yield. */
 ConnVerdict conn_run(Conn *c);
 
+/* Building a response (serve.c). The head is formatted in place; a head
+ * that does not fit is never sent cut short: conn_head_finish() then returns
+ * false and the caller answers 500 instead. */
+void conn_head_start(Conn *c, int status);
+void conn_head_append(Conn *c, const char *format, ...) _printf_(2, 3);
+bool conn_head_finish(Conn *c);
+/* Appends a body part: bytes that outlive the response (static storage or
+ * c->part_text), or a span of c->file_fd. Ignored for HEAD. */
+void conn_body_mem(Conn *c, const char *p, size_t len);
+void conn_body_file(Conn *c, uint64_t offset, uint64_t length);
+
+/* On a header timeout with part of a request received: a best-effort 408
+ * (never blocking), logged like any response. The caller then closes. */
+void conn_send_timeout(Conn *c);
+
 /* True when nothing of a next request has arrived (in our buffer or, checked
  * without blocking, in the socket): safe to close while draining. */
 bool conn_is_idle(const Conn *c);
 
 /* True when the connection has sent nothing yet on a new request; used to
  * tell idle keep-alive from a slow request head. */
+static inline bool conn_discarding(const Conn *c) {
+        return c->discard_body > 0 || c->chunked_active;
+}
+
 static inline bool conn_waiting_first_byte(const Conn *c) {
-        return c->in_len == 0 && !c->responding && c->discard_body == 0;
+        return c->in_len == 0 && !c->responding && !conn_discarding(c);
 }

@@ -734,3 +734,127 @@ int http_parse_date(Slice value, time_t *ret) {
                         return date_to_time(d, ret);
         return -EINVAL;
 }
+
+static int chunked_hex(char ch) {
+        if (ch >= '0' && ch <= '9')
+                return ch - '0';
+        if (ch >= 'a' && ch <= 'f')
+                return ch - 'a' + 10;
+        if (ch >= 'A' && ch <= 'F')
+                return ch - 'A' + 10;
+        return -1;
+}
+
+/* The end of a chunk-size line: a last chunk starts the trailer. */
+static int chunked_size_done(HttpChunked *s, uint64_t max_total) {
+        if (s->digits == 0)
+                return -EBADMSG;
+        s->line = 0;
+        if (s->size == 0) {
+                s->state = HTTP_CHUNKED_TRAILER_START;
+                return 0;
+        }
+        if (s->size > max_total - MIN(s->total, max_total))
+                return -E2BIG;
+        s->total += s->size;
+        s->state = HTTP_CHUNKED_DATA;
+        return 0;
+}
+
+static void chunked_next_size(HttpChunked *s) {
+        s->state = HTTP_CHUNKED_SIZE;
+        s->size = 0;
+        s->digits = 0;
+}
+
+static int chunked_size_byte(HttpChunked *s, char ch, uint64_t max_total) {
+        int d = chunked_hex(ch);
+
+        if (s->state == HTTP_CHUNKED_SIZE && d >= 0) {
+                if (++s->digits > 16) /* 16 hex digits fill 64 bits */
+                        return -E2BIG;
+                s->size = s->size * 16 + (uint64_t) d;
+                return 0;
+        }
+        if (ch == '\r') {
+                s->state = HTTP_CHUNKED_SIZE_LF;
+                return 0;
+        }
+        if (ch == '\n')
+                return chunked_size_done(s, max_total);
+        if (s->state == HTTP_CHUNKED_SIZE && ch != ';' && ch != ' ' && ch != '\t')
+                return -EBADMSG;
+        /* chunk-ext: skipped, but no control characters but HTAB */
+        if ((unsigned char) ch < 0x20 && ch != '\t')
+                return -EBADMSG;
+        s->state = HTTP_CHUNKED_EXT;
+        return 0;
+}
+
+static int chunked_trailer_byte(HttpChunked *s, char ch) {
+        if (++s->trailer > HTTP_CHUNKED_MAX_TRAILER)
+                return -E2BIG;
+        switch (s->state) {
+        case HTTP_CHUNKED_TRAILER_START:
+                s->state = ch == '\r' ? HTTP_CHUNKED_TRAILER_END_LF
+                         : ch == '\n' ? HTTP_CHUNKED_DONE
+                                      : HTTP_CHUNKED_TRAILER_LINE;
+                return 0;
+        case HTTP_CHUNKED_TRAILER_LINE:
+                if (ch == '\n')
+                        s->state = HTTP_CHUNKED_TRAILER_START;
+                return 0;
+        default: /* HTTP_CHUNKED_TRAILER_END_LF */
+                if (ch != '\n')
+                        return -EBADMSG;
+                s->state = HTTP_CHUNKED_DONE;
+                return 0;
+        }
+}
+
+/* One byte outside chunk data. Returns 0 or a negative errno. */
+static int chunked_byte(HttpChunked *s, char ch, uint64_t max_total) {
+        switch (s->state) {
+        case HTTP_CHUNKED_SIZE:
+        case HTTP_CHUNKED_EXT:
+                if (++s->line > HTTP_CHUNKED_MAX_LINE)
+                        return -E2BIG;
+                return chunked_size_byte(s, ch, max_total);
+        case HTTP_CHUNKED_SIZE_LF:
+                return ch == '\n' ? chunked_size_done(s, max_total) : -EBADMSG;
+        case HTTP_CHUNKED_DATA_CR:
+                if (ch == '\n')
+                        chunked_next_size(s);
+                else if (ch == '\r')
+                        s->state = HTTP_CHUNKED_DATA_LF;
+                else
+                        return -EBADMSG;
+                return 0;
+        case HTTP_CHUNKED_DATA_LF:
+                if (ch != '\n')
+                        return -EBADMSG;
+                chunked_next_size(s);
+                return 0;
+        default:
+                return chunked_trailer_byte(s, ch);
+        }
+}
+
+ssize_t http_chunked_skip(HttpChunked *s, const char *buf, size_t len, uint64_t max_total) {
+        size_t i = 0;
+
+        while (i < len && s->state != HTTP_CHUNKED_DONE) {
+                if (s->state == HTTP_CHUNKED_DATA) {
+                        size_t n = (size_t) MIN((uint64_t) (len - i), s->size);
+                        i += n;
+                        s->size -= n;
+                        if (s->size == 0)
+                                s->state = HTTP_CHUNKED_DATA_CR;
+                        continue;
+                }
+                int r = chunked_byte(s, buf[i++], max_total);
+                if (r < 0)
+                        return r;
+        }
+        return (ssize_t) i;
+}

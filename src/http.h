@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -93,3 +94,38 @@ void http_format_date(time_t t, char out[static 30]);
 
 /* Parses the three date formats of RFC 9110 §5.6.7. Returns 0 or -EINVAL. */
 int http_parse_date(Slice value, time_t *ret);
+
+/* Skipping a chunked request body (RFC 9112 §7.1) without keeping it: we
+ * serve no resource that takes a body, but must find where the next
+ * request starts. Incremental: feed whatever bytes have arrived. */
+
+#define HTTP_CHUNKED_MAX_LINE 4096     /* a chunk-size line with extensions */
+#define HTTP_CHUNKED_MAX_TRAILER 8192  /* the whole trailer section */
+
+typedef enum HttpChunkedState {
+        HTTP_CHUNKED_SIZE,
+        HTTP_CHUNKED_EXT,
+        HTTP_CHUNKED_SIZE_LF,
+        HTTP_CHUNKED_DATA,
+        HTTP_CHUNKED_DATA_CR,
+        HTTP_CHUNKED_DATA_LF,
+        HTTP_CHUNKED_TRAILER_START,
+        HTTP_CHUNKED_TRAILER_LINE,
+        HTTP_CHUNKED_TRAILER_END_LF,
+        HTTP_CHUNKED_DONE,
+} HttpChunkedState;
+
+typedef struct HttpChunked {
+        HttpChunkedState state;
+        uint64_t size;      /* of the chunk being read or skipped */
+        unsigned digits;
+        uint64_t total;     /* data bytes so far */
+        size_t line;        /* bytes of the current size or trailer line */
+        size_t trailer;     /* bytes of trailer so far */
+} HttpChunked;
+
+/* Consumes body bytes from buf. Returns how many (<= len; fewer only once
+ * the body has ended, s->state then being HTTP_CHUNKED_DONE), or -EBADMSG
+ * for a malformed body, -E2BIG when the data exceeds max_total or a line or
+ * the trailer exceeds its limit. Start from a zeroed HttpChunked. */
+ssize_t http_chunked_skip(HttpChunked *s, const char *buf, size_t len, uint64_t max_total);

@@ -721,7 +721,7 @@ def test_400_closes_connection(daemon):
         assert c.closed_by_server()
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "TRACE"])
 def test_other_known_methods_get_405_with_allow(daemon, method):
     write(daemon.root / "f.txt", "f")
     with Client.connect(daemon.port) as c:
@@ -870,12 +870,34 @@ def test_incomplete_head_is_dropped_after_header_timeout(make_daemon):
     assert get(d.port, "/a.txt").body == b"a"
 
 
-def test_chunked_get_is_501_and_closes(daemon):
+def test_chunked_body_is_dropped_and_the_next_request_answered(daemon):
+    """RFC 9112 §7.1: a recipient must be able to parse chunked. The body is
+    read and dropped, so the pipelined request after it is found."""
+    write(daemon.root / "index.html", "i")
+    write(daemon.root / "b.txt", "b")
+    with Client.connect(daemon.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n13\r\nGET /x HTTP/1.1\r\n\r\n\r\n0\r\nTrailer: t\r\n\r\n"
+               b"GET /b.txt HTTP/1.1\r\nHost: h\r\n\r\n")
+        first = c.read_response()
+        assert first.status == 200 and first.body == b"i"
+        second = c.read_response()
+        assert second.status == 200 and second.body == b"b"
+
+
+def test_malformed_chunked_body_closes_after_the_answer(daemon):
     write(daemon.root / "index.html", "i")
     with Client.connect(daemon.port) as c:
-        c.send(b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        c.send(b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert c.read_response().status == 200
+        assert c.closed_by_server()
+
+
+def test_transfer_encoding_not_ending_in_chunked_is_400_and_closes(daemon):
+    with Client.connect(daemon.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n")
         r = c.read_response()
-        assert r.status == 501
+        assert r.status == 400
         assert "close" in r.connection_tokens()
         assert c.closed_by_server()
 

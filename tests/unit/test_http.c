@@ -645,6 +645,65 @@ static void test_parse_date_two_digit_year(void **state) {
         }
 }
 
+typedef struct ChunkedCase {
+        const char *body;        /* chunked body followed by what comes after it */
+        ssize_t consumed;        /* bytes of body, or the error */
+        uint64_t total;          /* data bytes */
+        uint64_t max;
+} ChunkedCase;
+
+static const ChunkedCase chunked_cases[] = {
+        { "0\r\n\r\n", 5, 0, 100 },
+        { "0\r\n\r\nGET / HTTP/1.1\r\n", 5, 0, 100 },
+        { "5\r\nhello\r\n0\r\n\r\n", 15, 5, 100 },
+        { "5;name=value\r\nhello\r\n0\r\n\r\nNEXT", 26, 5, 100 },
+        { "A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n", 35, 20, 100 },
+        { "5\nhello\n0\n\n", 11, 5, 100 },                         /* bare LF */
+        { "1\r\nx\r\n0\r\nTrailer: v\r\nOther: w\r\n\r\nNEXT", 33, 1, 100 },
+        { "5 ;ext\r\nhello\r\n0\r\n\r\n", 20, 5, 100 },             /* BWS */
+        { "zz\r\n", -EBADMSG, 0, 100 },
+        { ";\r\n", -EBADMSG, 0, 100 },
+        { "\r\n", -EBADMSG, 0, 100 },
+        { "5\r\nhelloXX", -EBADMSG, 0, 100 },                       /* no CRLF after data */
+        { "5\rX", -EBADMSG, 0, 100 },
+        { "5;a\x01\r\n", -EBADMSG, 0, 100 },
+        { "0\r\n\rX", -EBADMSG, 0, 100 },
+        { "11111111111111111\r\n", -E2BIG, 0, UINT64_MAX },         /* 17 digits */
+        { "65\r\n", -E2BIG, 0, 100 },                               /* 101 > max */
+        { "32\r\n", 4, 0, 100 },                                    /* 50: fine, data pending */
+};
+
+static void check_chunked_case(const ChunkedCase *t, bool bytewise) {
+        HttpChunked s = {};
+        size_t len = strlen(t->body), pos = 0;
+        ssize_t result = 0;
+
+        while (pos < len && s.state != HTTP_CHUNKED_DONE) {
+                size_t n = bytewise ? 1 : len - pos;
+                ssize_t r = http_chunked_skip(&s, t->body + pos, n, t->max);
+                if (r < 0) {
+                        result = r;
+                        break;
+                }
+                pos += (size_t) r;
+                result = (ssize_t) pos;
+                if ((size_t) r < n)
+                        break;
+        }
+        printf("chunked %s: \"%s\"\n", bytewise ? "bytewise" : "whole", t->body);
+        assert_int_equal(result, t->consumed);
+        if (t->consumed >= 0 && s.state == HTTP_CHUNKED_DONE)
+                assert_int_equal(s.total, t->total);
+}
+
+static void test_chunked_skip(void **state) {
+        (void) state;
+        for (size_t i = 0; i < sizeof(chunked_cases) / sizeof(chunked_cases[0]); i++) {
+                check_chunked_case(&chunked_cases[i], false);
+                check_chunked_case(&chunked_cases[i], true);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_valid),
@@ -657,6 +716,7 @@ int main(void) {
                 cmocka_unit_test(test_request_header),
                 cmocka_unit_test(test_status_reason),
                 cmocka_unit_test(test_list_has_token),
+                cmocka_unit_test(test_chunked_skip),
                 cmocka_unit_test(test_target_split),
                 cmocka_unit_test(test_path_normalize),
                 cmocka_unit_test(test_format_date),

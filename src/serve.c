@@ -1,0 +1,503 @@
+/* SPDX-License-Identifier: MIT */
+#include "serve.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "file.h"
+#include "log.h"
+#include "precondition.h"
+#include "range.h"
+
+#define SERVE_MAX_PATH 4096
+#define SERVE_MAX_LOCATION 1024 /* longer redirects get 414 */
+#define SERVE_ALLOW "Allow: GET, HEAD, OPTIONS\r\n"
+
+#define PAGE(code, reason)                                                      \
+        "<!DOCTYPE html>\n<html><head><title>" #code " " reason "</title></head>\n" \
+        "<body><h1>" #code " " reason "</h1></body></html>\n"
+
+static const struct {
+        int status;
+        const char *page;
+} builtin_pages[] = {
+        { 301, PAGE(301, "Moved Permanently") },
+        { 400, PAGE(400, "Bad Request") },
+        { 403, PAGE(403, "Forbidden") },
+        { 404, PAGE(404, "Not Found") },
+        { 405, PAGE(405, "Method Not Allowed") },
+        { 411, PAGE(411, "Length Required") },
+        { 412, PAGE(412, "Precondition Failed") },
+        { 413, PAGE(413, "Content Too Large") },
+        { 414, PAGE(414, "URI Too Long") },
+        { 416, PAGE(416, "Range Not Satisfiable") },
+        { 431, PAGE(431, "Request Header Fields Too Large") },
+        { 501, PAGE(501, "Not Implemented") },
+        { 505, PAGE(505, "HTTP Version Not Supported") },
+        { 500, PAGE(500, "Internal Server Error") }, /* last: the fallback */
+};
+
+/* The file chosen to answer a request, with what describes it. */
+typedef struct Representation {
+        int fd;
+        struct stat st;
+        const char *content_type;
+        const char *encoding; /* "br", "gzip", or NULL for the file itself */
+        char etag[64];
+} Representation;
+
+static const char *builtin_page(int status) {
+        for (size_t i = 0; i < ELEMENTSOF(builtin_pages); i++)
+                if (builtin_pages[i].status == status)
+                        return builtin_pages[i].page;
+        return builtin_pages[ELEMENTSOF(builtin_pages) - 1].page;
+}
+
+/* Cannot overflow again: no request-supplied value goes into this head. */
+static void respond_overflow(Conn *c) {
+        log_warning("Response head does not fit in %zu bytes, answering 500.", sizeof(c->head));
+        c->close_after = true;
+        conn_head_start(c, 500);
+        conn_head_append(c, "Content-Length: 0\r\n");
+        (void) conn_head_finish(c);
+}
+
+static void respond_builtin(Conn *c, int status, const char *extra_headers) {
+        const char *page = builtin_page(status);
+        size_t len = strlen(page);
+
+        conn_head_start(c, status);
+        conn_head_append(c, "Content-Type: text/html\r\nContent-Length: %zu\r\n%s", len,
+                         extra_headers ? extra_headers : "");
+        if (!conn_head_finish(c))
+                return respond_overflow(c);
+        conn_body_mem(c, page, len);
+}
+
+/* The custom 404 page is sent as is: no validators or ranges, which would
+ * describe the error page rather than the resource asked for. */
+static bool respond_error_page(Conn *c, const char *page) {
+        struct stat st;
+        int fd = file_open_beneath(c->site->root_fd, page, &st);
+
+        if (fd < 0 || !S_ISREG(st.st_mode)) {
+                (void) safe_close(fd);
+                return false;
+        }
+        conn_head_start(c, 404);
+        c->file_fd = fd;
+        conn_head_append(c, "Content-Type: %s\r\nContent-Length: %" PRIu64 "\r\n",
+                         mime_table_lookup(c->ctx->mime, page), (uint64_t) st.st_size);
+        if (!conn_head_finish(c)) {
+                respond_overflow(c);
+                return true;
+        }
+        conn_body_file(c, 0, (uint64_t) st.st_size);
+        return true;
+}
+
+void serve_error(Conn *c, int status) {
+        const char *page = c->site->config.error_page_404;
+
+        if (status == 404 && page[0] && respond_error_page(c, page))
+                return;
+        respond_builtin(c, status, status == 405 || status == 501 ? SERVE_ALLOW : NULL);
+}
+
+static bool is_path_char(unsigned char ch) {
+        /* RFC 3986 pchar, minus '%' (which we re-encode) */
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               (ch != '\0' && strchr("-._~!$&'()*+,;=:@/", ch));
+}
+
+/* Percent-encodes a normalized path. Returns its length, or -ENAMETOOLONG. */
+static ssize_t path_encode(const char *path, char *out, size_t size) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = 0;
+
+        for (const unsigned char *p = (const unsigned char *) path; *p; p++) {
+                if (n + 4 > size)
+                        return -ENAMETOOLONG;
+                if (is_path_char(*p))
+                        out[n++] = (char) *p;
+                else {
+                        out[n++] = '%';
+                        out[n++] = hex[*p >> 4];
+                        out[n++] = hex[*p & 15];
+                }
+        }
+        out[n] = '\0';
+        return (ssize_t) n;
+}
+
+/* The Location is built from the normalized path, never from the raw target:
+ * "//evil.example/.." or "/\\evil.example" must not become a redirect to
+ * another host. A normalized path starts with exactly one '/'. */
+static void respond_redirect_slash(Conn *c, const char *path, Slice query) {
+        char encoded[SERVE_MAX_LOCATION];
+        char location[SERVE_MAX_LOCATION + 32];
+
+        if (path_encode(path, encoded, sizeof(encoded)) < 0)
+                return serve_error(c, 414);
+        int n = snprintf(location, sizeof(location), "Location: %s/%s%.*s\r\n", encoded,
+                         query.len ? "?" : "", (int) query.len, query.ptr);
+        if (n < 0 || (size_t) n >= sizeof(location))
+                return serve_error(c, 414);
+        respond_builtin(c, 301, location);
+}
+
+static void respond_options(Conn *c) {
+        conn_head_start(c, 200);
+        conn_head_append(c, SERVE_ALLOW "Content-Length: 0\r\n");
+        if (!conn_head_finish(c))
+                respond_overflow(c);
+}
+
+/* Names starting with a dot (.git, .env, .htpasswd) are private by
+ * convention; /.well-known/ (RFC 8615) is meant to be public. A normalized
+ * path has no "." or ".." segments, so "/." always starts such a name. */
+static bool path_has_dotfile(const char *path) {
+        for (const char *p = path; (p = strstr(p, "/.")); p++) {
+                const char *name = p + 1;
+                size_t len = strcspn(name, "/");
+                if (!(len == 11 && strncmp(name, ".well-known", 11) == 0))
+                        return true;
+        }
+        return false;
+}
+
+/* Walks the elements of a comma-separated list. Returns false at the end. */
+static bool list_next(Slice *list, Slice *ret) {
+        while (list->len > 0) {
+                const char *comma = memchr(list->ptr, ',', list->len);
+                size_t n = comma ? (size_t) (comma - list->ptr) : list->len;
+                Slice e = { list->ptr, n };
+
+                list->ptr += comma ? n + 1 : n;
+                list->len -= comma ? n + 1 : n;
+                while (e.len > 0 && (e.ptr[0] == ' ' || e.ptr[0] == '\t'))
+                        e.ptr++, e.len--;
+                while (e.len > 0 && (e.ptr[e.len - 1] == ' ' || e.ptr[e.len - 1] == '\t'))
+                        e.len--;
+                if (e.len > 0) {
+                        *ret = e;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* "gzip;q=0" refuses gzip; any other q-value (or none) accepts it. */
+static bool coding_accepted(Slice element, Slice *ret_token) {
+        const char *semi = memchr(element.ptr, ';', element.len);
+        size_t n = semi ? (size_t) (semi - element.ptr) : element.len;
+
+        *ret_token = (Slice) { element.ptr, n };
+        while (ret_token->len > 0 && (ret_token->ptr[ret_token->len - 1] == ' ' || ret_token->ptr[ret_token->len - 1] == '\t'))
+                ret_token->len--;
+        if (!semi)
+                return true;
+        const char *q = semi + 1, *end = element.ptr + element.len;
+        while (q < end && (*q == ' ' || *q == '\t'))
+                q++;
+        if (end - q < 3 || (q[0] != 'q' && q[0] != 'Q') || q[1] != '=')
+                return true;
+        for (q += 2; q < end; q++)
+                if (*q != '0' && *q != '.')
+                        return true;
+        return false;
+}
+
+static bool accepts_coding(const HttpRequest *req, const char *coding) {
+        bool star = false;
+
+        for (size_t i = 0; i < req->n_headers; i++) {
+                const HttpHeader *h = &req->headers[i];
+                Slice list = h->value, element, token;
+
+                if (h->name.len != 15 || strncasecmp(h->name.ptr, "Accept-Encoding", 15) != 0)
+                        continue;
+                while (list_next(&list, &element)) {
+                        bool ok = coding_accepted(element, &token);
+                        if (token.len == strlen(coding) && strncasecmp(token.ptr, coding, token.len) == 0)
+                                return ok;
+                        if (token.len == 1 && token.ptr[0] == '*')
+                                star = ok;
+                }
+        }
+        return star;
+}
+
+/* Swaps in FILE.br or FILE.gz when it exists beside FILE, is a regular file
+ * and is not older (a stale variant would serve old content). */
+static bool try_variant(Conn *c, const char *path, const char *suffix, const char *encoding,
+                        Representation *rep) {
+        char name[SERVE_MAX_PATH + 8];
+        struct stat st;
+
+        if ((size_t) snprintf(name, sizeof(name), "%s%s", path, suffix) >= sizeof(name))
+                return false;
+        int fd = file_open_beneath(c->site->root_fd, name, &st);
+        if (fd < 0)
+                return false;
+        if (!S_ISREG(st.st_mode) || st.st_mtim.tv_sec < rep->st.st_mtim.tv_sec) {
+                (void) safe_close(fd);
+                return false;
+        }
+        (void) safe_close(rep->fd);
+        rep->fd = fd;
+        rep->st = st;
+        rep->encoding = encoding;
+        return true;
+}
+
+static void choose_variant(Conn *c, const HttpRequest *req, const char *path, Representation *rep) {
+        if (!c->site->config.precompressed)
+                return;
+        if (accepts_coding(req, "br") && try_variant(c, path, ".br", "br", rep))
+                return;
+        if (accepts_coding(req, "gzip"))
+                (void) try_variant(c, path, ".gz", "gzip", rep);
+}
+
+static void make_etag(Representation *rep) {
+        uint64_t mtime_ns = (uint64_t) rep->st.st_mtim.tv_sec * 1000000000U + (uint64_t) rep->st.st_mtim.tv_nsec;
+        const char *suffix = !rep->encoding ? "" : strcmp(rep->encoding, "br") == 0 ? "-br" : "-gz";
+
+        snprintf(rep->etag, sizeof(rep->etag), "\"%" PRIx64 "-%" PRIx64 "%s\"", mtime_ns,
+                 (uint64_t) rep->st.st_size, suffix);
+}
+
+/* What 200, 206 and 304 responses share (RFC 9110 §15.4.5). */
+static void append_validators(Conn *c, const Representation *rep) {
+        char last_modified[30];
+        const Config *config = &c->site->config;
+
+        http_format_date(rep->st.st_mtim.tv_sec, last_modified);
+        conn_head_append(c, "Last-Modified: %s\r\nETag: %s\r\n", last_modified, rep->etag);
+        if (config->cache_max_age_sec >= 0)
+                conn_head_append(c, "Cache-Control: max-age=%" PRId64 "\r\n", config->cache_max_age_sec);
+        if (config->precompressed)
+                conn_head_append(c, "Vary: Accept-Encoding\r\n");
+}
+
+static void append_entity(Conn *c, const Representation *rep, uint64_t length) {
+        conn_head_append(c, "Content-Type: %s\r\nContent-Length: %" PRIu64 "\r\nAccept-Ranges: bytes\r\n",
+                         rep->content_type, length);
+        if (rep->encoding)
+                conn_head_append(c, "Content-Encoding: %s\r\n", rep->encoding);
+        append_validators(c, rep);
+}
+
+static void respond_full(Conn *c, Representation *rep) {
+        conn_head_start(c, 200);
+        c->file_fd = rep->fd;
+        append_entity(c, rep, (uint64_t) rep->st.st_size);
+        if (!conn_head_finish(c))
+                return respond_overflow(c);
+        conn_body_file(c, 0, (uint64_t) rep->st.st_size);
+}
+
+static void respond_not_modified(Conn *c, Representation *rep) {
+        conn_head_start(c, 304);
+        (void) safe_close(rep->fd);
+        append_validators(c, rep);
+        if (!conn_head_finish(c))
+                respond_overflow(c);
+}
+
+static void respond_unsatisfiable(Conn *c, Representation *rep) {
+        char content_range[64];
+
+        (void) safe_close(rep->fd);
+        snprintf(content_range, sizeof(content_range), "Content-Range: bytes */%" PRIu64 "\r\n",
+                 (uint64_t) rep->st.st_size);
+        respond_builtin(c, 416, content_range);
+}
+
+static void respond_range(Conn *c, Representation *rep, const Range *r) {
+        conn_head_start(c, 206);
+        c->file_fd = rep->fd;
+        append_entity(c, rep, r->last - r->first + 1);
+        conn_head_append(c, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n", r->first, r->last,
+                         (uint64_t) rep->st.st_size);
+        if (!conn_head_finish(c))
+                return respond_overflow(c);
+        conn_body_file(c, r->first, r->last - r->first + 1);
+}
+
+/* A boundary must not occur in the parts; 16 hex digits that change with
+ * every response make that as good as certain for files nobody crafted
+ * against us, and crafting needs to predict the time and a counter. */
+static void make_boundary(char out[static 32]) {
+        static __thread uint64_t counter;
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = ((uint64_t) ts.tv_nsec << 20) ^ (uint64_t) ts.tv_sec ^
+                     (++counter * UINT64_C(0x9E3779B97F4A7C15)) ^ (uint64_t) (uintptr_t) &counter;
+        snprintf(out, 32, "webpoold-%016" PRIx64, x);
+}
+
+/* Formats every delimiter and part header into one buffer; the body is then
+ * delimiter, file span, delimiter, file span, ..., closing delimiter. */
+static char *multipart_text(const Representation *rep, const Range *ranges, int n, const char *boundary,
+                            size_t lengths[static RANGE_MAX + 1], uint64_t *ret_total) {
+        size_t size = (size_t) (n + 1) * (strlen(boundary) + strlen(rep->content_type) + 128);
+        char *text = malloc(size);
+        size_t used = 0;
+        uint64_t total = 0;
+
+        if (!text)
+                return NULL;
+        for (int i = 0; i < n; i++) {
+                int len = snprintf(text + used, size - used,
+                                   "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %" PRIu64 "-%" PRIu64
+                                   "/%" PRIu64 "\r\n\r\n", i > 0 ? "\r\n" : "", boundary, rep->content_type,
+                                   ranges[i].first, ranges[i].last, (uint64_t) rep->st.st_size);
+                lengths[i] = (size_t) len;
+                used += (size_t) len;
+                total += (size_t) len + ranges[i].last - ranges[i].first + 1;
+        }
+        lengths[n] = (size_t) snprintf(text + used, size - used, "\r\n--%s--\r\n", boundary);
+        *ret_total = total + lengths[n];
+        return text;
+}
+
+static void respond_multipart(Conn *c, Representation *rep, const Range *ranges, int n) {
+        char boundary[32];
+        size_t lengths[RANGE_MAX + 1];
+        uint64_t total;
+
+        make_boundary(boundary);
+        char *text = multipart_text(rep, ranges, n, boundary, lengths, &total);
+        if (!text) {
+                (void) safe_close(rep->fd);
+                return serve_error(c, 500);
+        }
+        conn_head_start(c, 206);
+        c->file_fd = rep->fd;
+        c->part_text = text;
+        conn_head_append(c, "Content-Type: multipart/byteranges; boundary=%s\r\n"
+                         "Content-Length: %" PRIu64 "\r\nAccept-Ranges: bytes\r\n", boundary, total);
+        append_validators(c, rep);
+        if (!conn_head_finish(c))
+                return respond_overflow(c);
+        for (int i = 0; i < n; i++) {
+                conn_body_mem(c, text, lengths[i]);
+                text += lengths[i];
+                conn_body_file(c, ranges[i].first, ranges[i].last - ranges[i].first + 1);
+        }
+        conn_body_mem(c, text, lengths[n]);
+}
+
+/* Range applies to GET only (RFC 9110 §14.2), and only while If-Range, if
+ * any, still matches. An encoded variant is not split into a multipart
+ * body, where its Content-Encoding would wrongly cover the delimiters. */
+static void respond_representation(Conn *c, const HttpRequest *req, Representation *rep) {
+        Validators v = { .etag = { rep->etag, strlen(rep->etag) }, .last_modified = rep->st.st_mtim.tv_sec };
+        Range ranges[RANGE_MAX];
+
+        int status = precondition_check(req, &v, true, time(NULL));
+        if (status == 304)
+                return respond_not_modified(c, rep);
+        if (status != 0) {
+                (void) safe_close(rep->fd);
+                return serve_error(c, status);
+        }
+        const HttpHeader *range = http_request_header(req, "Range", NULL);
+        if (req->method != HTTP_GET || !range || !precondition_if_range(req, &v))
+                return respond_full(c, rep);
+
+        int n = range_parse(range->value, (uint64_t) rep->st.st_size, ranges, RANGE_MAX);
+        if (n == -ERANGE)
+                return respond_unsatisfiable(c, rep);
+        if (n == 1)
+                return respond_range(c, rep, &ranges[0]);
+        if (n > 1 && !rep->encoding)
+                return respond_multipart(c, rep, ranges, n);
+        respond_full(c, rep);
+}
+
+static void serve_file(Conn *c, const HttpRequest *req, int fd, const struct stat *st, const char *path) {
+        Representation rep = {
+                .fd = fd,
+                .st = *st,
+                .content_type = mime_table_lookup(c->ctx->mime, path),
+        };
+
+        choose_variant(c, req, path, &rep);
+        make_etag(&rep);
+        respond_representation(c, req, &rep);
+}
+
+/* A directory request ("/dir/") is answered with its index file. A directory
+ * without one is 403, as nginx does: it exists, but we do not list it. */
+static void serve_directory(Conn *c, const HttpRequest *req, const char *dir_path) {
+        char path[SERVE_MAX_PATH + 300];
+        struct stat st;
+
+        if ((size_t) snprintf(path, sizeof(path), "%s%s", dir_path, c->site->config.index) >= sizeof(path))
+                return serve_error(c, 414);
+        int fd = file_open_beneath(c->site->root_fd, path, &st);
+        if (fd == -ENOENT)
+                return serve_error(c, 403);
+        if (fd < 0)
+                return serve_error(c, file_status_for_error(fd));
+        if (!S_ISREG(st.st_mode)) {
+                (void) safe_close(fd);
+                return serve_error(c, 403);
+        }
+        serve_file(c, req, fd, &st, path);
+}
+
+static void serve_target(Conn *c, const HttpRequest *req) {
+        char path[SERVE_MAX_PATH];
+        Slice raw_path, query;
+        struct stat st;
+
+        if (http_target_split(req->target, &raw_path, &query) < 0)
+                return serve_error(c, 400);
+        ssize_t len = http_path_normalize(raw_path, path, sizeof(path));
+        if (len == -ENAMETOOLONG)
+                return serve_error(c, 414);
+        if (len < 0)
+                return serve_error(c, 400);
+        if (!c->site->config.allow_dotfiles && path_has_dotfile(path))
+                return serve_error(c, 404);
+
+        int fd = file_open_beneath(c->site->root_fd, path, &st);
+        if (fd < 0)
+                return serve_error(c, file_status_for_error(fd));
+        if (S_ISREG(st.st_mode)) {
+                if (path[len - 1] == '/') { /* "/file.txt/" names no directory */
+                        (void) safe_close(fd);
+                        return serve_error(c, 404);
+                }
+                return serve_file(c, req, fd, &st, path);
+        }
+        (void) safe_close(fd);
+        if (path[len - 1] != '/')
+                return respond_redirect_slash(c, path, query);
+        serve_directory(c, req, path);
+}
+
+void serve_request(Conn *c, const HttpRequest *req) {
+        switch (req->method) {
+        case HTTP_GET:
+        case HTTP_HEAD:
+                return serve_target(c, req);
+        case HTTP_OPTIONS:
+                return respond_options(c);
+        case HTTP_METHOD_OTHER:
+                return serve_error(c, 501);
+        default:
+                return serve_error(c, 405);
+        }
+}
