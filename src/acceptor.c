@@ -294,6 +294,12 @@ static void take_back(Acceptor *a, Conn *c, uint64_t now) {
         case CONN_PARK_READ:
                 if (a->draining && conn_is_idle(c))
                         return conn_close(a, c);
+                /* Dropping the body of a request already answered: nobody
+                 * waits for it while we drain, and otherwise it may take as
+                 * long as it keeps coming, a header timeout at a time. */
+                if (conn_discarding(c) && !c->responding)
+                        return a->draining ? linger_begin(a, c, now)
+                                           : park(a, c, LIST_HEADER, now + config->header_timeout_usec, EPOLLIN);
                 if (conn_waiting_first_byte(c) && c->n_requests > 0)
                         return park(a, c, LIST_IDLE, now + config->keepalive_timeout_usec, EPOLLIN);
                 return park(a, c, LIST_HEADER, c->request_started_usec + config->header_timeout_usec,
@@ -405,6 +411,10 @@ static void close_idle(Acceptor *a, int list, uint64_t now) {
                              c->request_started_usec + ACCEPTOR_DRAIN_GRACE_USEC > now;
                 if (!fresh && conn_is_idle(c))
                         conn_close(a, c);
+                else if (conn_discarding(c) && !c->responding) {
+                        list_remove(a, c);
+                        linger_begin(a, c, now);
+                }
         }
 }
 
@@ -625,9 +635,13 @@ static void expire_heads(Acceptor *a, uint64_t now) {
                         conn_close(a, c);
                         continue;
                 }
-                log_debug("Request head timed out, answering 408.");
                 list_remove(a, c);
-                conn_send_timeout(c);
+                /* A stalled body belongs to a request we answered already:
+                 * a 408 now would be taken as the answer to the next one. */
+                if (!conn_discarding(c)) {
+                        log_debug("Request head timed out, answering 408.");
+                        conn_send_timeout(c);
+                }
                 linger_begin(a, c, now);
         }
 }

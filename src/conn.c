@@ -31,6 +31,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -255,8 +256,12 @@ void conn_send_timeout(Conn *c) {
                          "HTTP/1.1 408 Request Timeout\r\nServer: webpoold\r\nDate: %s\r\n"
                          "Content-Length: 0\r\nConnection: close\r\n\r\n", cached_date());
         /* Best effort: a client too slow to send a request may be too slow
-         * to read this too, and the acceptor must not wait for it. */
-        (void) send(c->fd, response, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
+         * to read this too, and the acceptor must not wait for it. Only
+         * when nothing is queued before it, so it goes out whole or not at
+         * all, never as half a head after an earlier response. */
+        int queued = 0;
+        if (ioctl(c->fd, TIOCOUTQ, &queued) == 0 && queued == 0)
+                (void) send(c->fd, response, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
         record_write(c);
 }
 
@@ -620,8 +625,8 @@ ConnVerdict conn_run(Conn *c) {
                 int r = conn_next_request(c);
                 if (r > 0)
                         continue;
-                if (r != -EAGAIN)
-                        return CONN_CLOSE;
+                if (r != -EAGAIN) /* a bad body after our answer: let it be read */
+                        return CONN_LINGER;
                 r = conn_fill(c);
                 if (r == -EAGAIN) {
                         if (c->in_len == 0 && !conn_discarding(c)) {

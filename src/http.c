@@ -745,29 +745,25 @@ static int chunked_hex(char ch) {
         return -1;
 }
 
+static bool chunked_ctl(char ch) {
+        return ((unsigned char) ch < 0x20 && ch != '\t') || ch == 0x7f;
+}
+
 /* The end of a chunk-size line: a last chunk starts the trailer. */
 static int chunked_size_done(HttpChunked *s, uint64_t max_total) {
-        if (s->digits == 0)
-                return -EBADMSG;
         s->line = 0;
         if (s->size == 0) {
                 s->state = HTTP_CHUNKED_TRAILER_START;
                 return 0;
         }
-        if (s->size > max_total - MIN(s->total, max_total))
+        if (s->size > max_total - s->total)
                 return -E2BIG;
         s->total += s->size;
         s->state = HTTP_CHUNKED_DATA;
         return 0;
 }
 
-static void chunked_next_size(HttpChunked *s) {
-        s->state = HTTP_CHUNKED_SIZE;
-        s->size = 0;
-        s->digits = 0;
-}
-
-static int chunked_size_byte(HttpChunked *s, char ch, uint64_t max_total) {
+static int chunked_size_byte(HttpChunked *s, char ch) {
         int d = chunked_hex(ch);
 
         if (s->state == HTTP_CHUNKED_SIZE && d >= 0) {
@@ -776,16 +772,19 @@ static int chunked_size_byte(HttpChunked *s, char ch, uint64_t max_total) {
                 s->size = s->size * 16 + (uint64_t) d;
                 return 0;
         }
-        if (ch == '\r') {
+        if (s->digits == 0)
+                return -EBADMSG;
+        if (ch == '\r' && s->state != HTTP_CHUNKED_SIZE_BWS) {
                 s->state = HTTP_CHUNKED_SIZE_LF;
                 return 0;
         }
-        if (ch == '\n')
-                return chunked_size_done(s, max_total);
-        if (s->state == HTTP_CHUNKED_SIZE && ch != ';' && ch != ' ' && ch != '\t')
-                return -EBADMSG;
-        /* chunk-ext: skipped, but no control characters but HTAB */
-        if ((unsigned char) ch < 0x20 && ch != '\t')
+        if (s->state == HTTP_CHUNKED_EXT)
+                return chunked_ctl(ch) ? -EBADMSG : 0;
+        if (ch == ' ' || ch == '\t') {
+                s->state = HTTP_CHUNKED_SIZE_BWS;
+                return 0;
+        }
+        if (ch != ';')
                 return -EBADMSG;
         s->state = HTTP_CHUNKED_EXT;
         return 0;
@@ -796,13 +795,23 @@ static int chunked_trailer_byte(HttpChunked *s, char ch) {
                 return -E2BIG;
         switch (s->state) {
         case HTTP_CHUNKED_TRAILER_START:
-                s->state = ch == '\r' ? HTTP_CHUNKED_TRAILER_END_LF
-                         : ch == '\n' ? HTTP_CHUNKED_DONE
-                                      : HTTP_CHUNKED_TRAILER_LINE;
+                if (ch == '\r')
+                        s->state = HTTP_CHUNKED_TRAILER_END_LF;
+                else if (chunked_ctl(ch) || ch == ' ' || ch == '\t') /* no obs-fold either */
+                        return -EBADMSG;
+                else
+                        s->state = HTTP_CHUNKED_TRAILER_LINE;
                 return 0;
         case HTTP_CHUNKED_TRAILER_LINE:
-                if (ch == '\n')
-                        s->state = HTTP_CHUNKED_TRAILER_START;
+                if (ch == '\r')
+                        s->state = HTTP_CHUNKED_TRAILER_LINE_LF;
+                else if (chunked_ctl(ch))
+                        return -EBADMSG;
+                return 0;
+        case HTTP_CHUNKED_TRAILER_LINE_LF:
+                if (ch != '\n')
+                        return -EBADMSG;
+                s->state = HTTP_CHUNKED_TRAILER_START;
                 return 0;
         default: /* HTTP_CHUNKED_TRAILER_END_LF */
                 if (ch != '\n')
@@ -812,29 +821,34 @@ static int chunked_trailer_byte(HttpChunked *s, char ch) {
         }
 }
 
+static int chunked_expect(HttpChunked *s, char ch, char expected, HttpChunkedState next) {
+        if (ch != expected)
+                return -EBADMSG;
+        s->state = next;
+        return 0;
+}
+
 /* One byte outside chunk data. Returns 0 or a negative errno. */
 static int chunked_byte(HttpChunked *s, char ch, uint64_t max_total) {
+        if (s->total >= max_total)
+                return -E2BIG;
+        s->total++;
+
         switch (s->state) {
         case HTTP_CHUNKED_SIZE:
+        case HTTP_CHUNKED_SIZE_BWS:
         case HTTP_CHUNKED_EXT:
                 if (++s->line > HTTP_CHUNKED_MAX_LINE)
                         return -E2BIG;
-                return chunked_size_byte(s, ch, max_total);
+                return chunked_size_byte(s, ch);
         case HTTP_CHUNKED_SIZE_LF:
                 return ch == '\n' ? chunked_size_done(s, max_total) : -EBADMSG;
         case HTTP_CHUNKED_DATA_CR:
-                if (ch == '\n')
-                        chunked_next_size(s);
-                else if (ch == '\r')
-                        s->state = HTTP_CHUNKED_DATA_LF;
-                else
-                        return -EBADMSG;
-                return 0;
+                return chunked_expect(s, ch, '\r', HTTP_CHUNKED_DATA_LF);
         case HTTP_CHUNKED_DATA_LF:
-                if (ch != '\n')
-                        return -EBADMSG;
-                chunked_next_size(s);
-                return 0;
+                s->size = 0;
+                s->digits = 0;
+                return chunked_expect(s, ch, '\n', HTTP_CHUNKED_SIZE);
         default:
                 return chunked_trailer_byte(s, ch);
         }

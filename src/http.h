@@ -97,13 +97,19 @@ int http_parse_date(Slice value, time_t *ret);
 
 /* Skipping a chunked request body (RFC 9112 §7.1) without keeping it: we
  * serve no resource that takes a body, but must find where the next
- * request starts. Incremental: feed whatever bytes have arrived. */
+ * request starts. Incremental: feed whatever bytes have arrived.
+ *
+ * Strict on purpose: a proxy in front of us and we must agree on where the
+ * body ends, or a request can be smuggled past the proxy. So every line
+ * ends in CRLF (no bare LF), whitespace after the size is only allowed
+ * before a ';' extension, and trailer lines hold no control characters. */
 
 #define HTTP_CHUNKED_MAX_LINE 4096     /* a chunk-size line with extensions */
 #define HTTP_CHUNKED_MAX_TRAILER 8192  /* the whole trailer section */
 
 typedef enum HttpChunkedState {
         HTTP_CHUNKED_SIZE,
+        HTTP_CHUNKED_SIZE_BWS,   /* whitespace after the size: ';' must follow */
         HTTP_CHUNKED_EXT,
         HTTP_CHUNKED_SIZE_LF,
         HTTP_CHUNKED_DATA,
@@ -111,6 +117,7 @@ typedef enum HttpChunkedState {
         HTTP_CHUNKED_DATA_LF,
         HTTP_CHUNKED_TRAILER_START,
         HTTP_CHUNKED_TRAILER_LINE,
+        HTTP_CHUNKED_TRAILER_LINE_LF,
         HTTP_CHUNKED_TRAILER_END_LF,
         HTTP_CHUNKED_DONE,
 } HttpChunkedState;
@@ -119,13 +126,14 @@ typedef struct HttpChunked {
         HttpChunkedState state;
         uint64_t size;      /* of the chunk being read or skipped */
         unsigned digits;
-        uint64_t total;     /* data bytes so far */
-        size_t line;        /* bytes of the current size or trailer line */
+        uint64_t total;     /* body bytes so far, framing included */
+        size_t line;        /* bytes of the current size line */
         size_t trailer;     /* bytes of trailer so far */
 } HttpChunked;
 
 /* Consumes body bytes from buf. Returns how many (<= len; fewer only once
  * the body has ended, s->state then being HTTP_CHUNKED_DONE), or -EBADMSG
- * for a malformed body, -E2BIG when the data exceeds max_total or a line or
- * the trailer exceeds its limit. Start from a zeroed HttpChunked. */
+ * for a malformed body, -E2BIG when the body (framing included, so that
+ * extensions cannot smuggle volume past the limit) exceeds max_total or a
+ * line or the trailer exceeds its limit. Start from a zeroed HttpChunked. */
 ssize_t http_chunked_skip(HttpChunked *s, const char *buf, size_t len, uint64_t max_total);

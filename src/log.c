@@ -12,7 +12,7 @@
 
 #define LOG_LINE_MAX 2048
 
-int log_max_level = LOG_INFO;
+_Atomic int log_max_level = LOG_INFO;
 static bool log_prefix = true;
 
 void log_open(void) {

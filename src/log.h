@@ -9,7 +9,8 @@
  * journald files each line at its level (see sd-daemon(3)). The level check
  * happens before any formatting, so a disabled level costs one comparison. */
 
-extern int log_max_level;
+/* Atomic: a reload changes it while workers read it. */
+extern _Atomic int log_max_level;
 
 /* Decides whether lines carry the "<N>" prefix: they do unless stderr is a
  * terminal, where a person reads them. */

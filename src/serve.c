@@ -18,6 +18,7 @@
 #define SERVE_MAX_PATH 4096
 #define SERVE_MAX_LOCATION 1024 /* longer redirects get 414 */
 #define SERVE_ALLOW "Allow: GET, HEAD, OPTIONS\r\n"
+#define SERVE_VARY "Vary: Accept-Encoding\r\n"
 
 #define PAGE(code, reason)                                                      \
         "<!DOCTYPE html>\n<html><head><title>" #code " " reason "</title></head>\n" \
@@ -49,6 +50,7 @@ typedef struct Representation {
         struct stat st;
         const char *content_type;
         const char *encoding; /* "br", "gzip", or NULL for the file itself */
+        time_t last_modified; /* never later than now (RFC 9110 §8.8.2.1) */
         char etag[64];
 } Representation;
 
@@ -193,29 +195,47 @@ static bool list_next(Slice *list, Slice *ret) {
         return false;
 }
 
-/* "gzip;q=0" refuses gzip; any other q-value (or none) accepts it. */
-static bool coding_accepted(Slice element, Slice *ret_token) {
-        const char *semi = memchr(element.ptr, ';', element.len);
-        size_t n = semi ? (size_t) (semi - element.ptr) : element.len;
+/* A qvalue (RFC 9110 §12.4.2) in thousandths; 1000 when absent, -1 when
+ * malformed (then the element is ignored). */
+static int parse_qvalue(const char *p, const char *end) {
+        int q = 0, scale = 1000;
 
-        *ret_token = (Slice) { element.ptr, n };
-        while (ret_token->len > 0 && (ret_token->ptr[ret_token->len - 1] == ' ' || ret_token->ptr[ret_token->len - 1] == '\t'))
-                ret_token->len--;
-        if (!semi)
-                return true;
-        const char *q = semi + 1, *end = element.ptr + element.len;
-        while (q < end && (*q == ' ' || *q == '\t'))
-                q++;
-        if (end - q < 3 || (q[0] != 'q' && q[0] != 'Q') || q[1] != '=')
-                return true;
-        for (q += 2; q < end; q++)
-                if (*q != '0' && *q != '.')
-                        return true;
-        return false;
+        if (p >= end || (*p != '0' && *p != '1'))
+                return -1;
+        q = (*p++ - '0') * 1000;
+        if (p < end && *p == '.')
+                for (p++; p < end && *p >= '0' && *p <= '9' && scale > 1; p++)
+                        q += (*p - '0') * (scale /= 10);
+        while (p < end && (*p == ' ' || *p == '\t'))
+                p++;
+        return p == end && q <= 1000 ? q : -1;
 }
 
-static bool accepts_coding(const HttpRequest *req, const char *coding) {
-        bool star = false;
+/* Splits "token;a=b;q=0.5" into the token and its q (1000 without one). */
+static int coding_q(Slice element, Slice *ret_token) {
+        const char *end = element.ptr + element.len;
+        const char *p = memchr(element.ptr, ';', element.len);
+        int q = 1000;
+
+        *ret_token = (Slice) { element.ptr, p ? (size_t) (p - element.ptr) : element.len };
+        while (ret_token->len > 0 && (ret_token->ptr[ret_token->len - 1] == ' ' || ret_token->ptr[ret_token->len - 1] == '\t'))
+                ret_token->len--;
+        while (p && p < end) {
+                const char *param = p + 1, *next = memchr(param, ';', (size_t) (end - param));
+                const char *param_end = next ? next : end;
+                while (param < param_end && (*param == ' ' || *param == '\t'))
+                        param++;
+                if (param_end - param >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=')
+                        q = parse_qvalue(param + 2, param_end);
+                p = next;
+        }
+        return q;
+}
+
+/* The q the client gives a content coding: its own element's, else the
+ * "*" element's, else 0 (RFC 9110 §12.5.3). */
+static int accepted_q(const HttpRequest *req, const char *coding) {
+        int star = 0, own = -1;
 
         for (size_t i = 0; i < req->n_headers; i++) {
                 const HttpHeader *h = &req->headers[i];
@@ -224,14 +244,16 @@ static bool accepts_coding(const HttpRequest *req, const char *coding) {
                 if (h->name.len != 15 || strncasecmp(h->name.ptr, "Accept-Encoding", 15) != 0)
                         continue;
                 while (list_next(&list, &element)) {
-                        bool ok = coding_accepted(element, &token);
+                        int q = coding_q(element, &token);
+                        if (q < 0)
+                                continue;
                         if (token.len == strlen(coding) && strncasecmp(token.ptr, coding, token.len) == 0)
-                                return ok;
-                        if (token.len == 1 && token.ptr[0] == '*')
-                                star = ok;
+                                own = q;
+                        else if (token.len == 1 && token.ptr[0] == '*')
+                                star = q;
                 }
         }
-        return star;
+        return own >= 0 ? own : star;
 }
 
 /* Swaps in FILE.br or FILE.gz when it exists beside FILE, is a regular file
@@ -257,13 +279,20 @@ static bool try_variant(Conn *c, const char *path, const char *suffix, const cha
         return true;
 }
 
+/* The client's preference decides between br and gzip; on a tie br wins,
+ * being smaller. A variant the client gives q=0 is never sent. */
 static void choose_variant(Conn *c, const HttpRequest *req, const char *path, Representation *rep) {
         if (!c->site->config.precompressed)
                 return;
-        if (accepts_coding(req, "br") && try_variant(c, path, ".br", "br", rep))
+        int q_br = accepted_q(req, "br"), q_gzip = accepted_q(req, "gzip");
+        bool br_first = q_br >= q_gzip;
+
+        if (br_first && q_br > 0 && try_variant(c, path, ".br", "br", rep))
                 return;
-        if (accepts_coding(req, "gzip"))
-                (void) try_variant(c, path, ".gz", "gzip", rep);
+        if (q_gzip > 0 && try_variant(c, path, ".gz", "gzip", rep))
+                return;
+        if (!br_first && q_br > 0)
+                (void) try_variant(c, path, ".br", "br", rep);
 }
 
 static void make_etag(Representation *rep) {
@@ -279,12 +308,12 @@ static void append_validators(Conn *c, const Representation *rep) {
         char last_modified[30];
         const Config *config = &c->site->config;
 
-        http_format_date(rep->st.st_mtim.tv_sec, last_modified);
+        http_format_date(rep->last_modified, last_modified);
         conn_head_append(c, "Last-Modified: %s\r\nETag: %s\r\n", last_modified, rep->etag);
         if (config->cache_max_age_sec >= 0)
                 conn_head_append(c, "Cache-Control: max-age=%" PRId64 "\r\n", config->cache_max_age_sec);
         if (config->precompressed)
-                conn_head_append(c, "Vary: Accept-Encoding\r\n");
+                conn_head_append(c, SERVE_VARY);
 }
 
 static void append_entity(Conn *c, const Representation *rep, uint64_t length) {
@@ -313,11 +342,11 @@ static void respond_not_modified(Conn *c, Representation *rep) {
 }
 
 static void respond_unsatisfiable(Conn *c, Representation *rep) {
-        char content_range[64];
+        char content_range[128];
 
         (void) safe_close(rep->fd);
-        snprintf(content_range, sizeof(content_range), "Content-Range: bytes */%" PRIu64 "\r\n",
-                 (uint64_t) rep->st.st_size);
+        snprintf(content_range, sizeof(content_range), "Content-Range: bytes */%" PRIu64 "\r\n%s",
+                 (uint64_t) rep->st.st_size, c->site->config.precompressed ? SERVE_VARY : "");
         respond_builtin(c, 416, content_range);
 }
 
@@ -401,7 +430,7 @@ static void respond_multipart(Conn *c, Representation *rep, const Range *ranges,
  * any, still matches. An encoded variant is not split into a multipart
  * body, where its Content-Encoding would wrongly cover the delimiters. */
 static void respond_representation(Conn *c, const HttpRequest *req, Representation *rep) {
-        Validators v = { .etag = { rep->etag, strlen(rep->etag) }, .last_modified = rep->st.st_mtim.tv_sec };
+        Validators v = { .etag = { rep->etag, strlen(rep->etag) }, .last_modified = rep->last_modified };
         Range ranges[RANGE_MAX];
 
         int status = precondition_check(req, &v, true, time(NULL));
@@ -409,7 +438,7 @@ static void respond_representation(Conn *c, const HttpRequest *req, Representati
                 return respond_not_modified(c, rep);
         if (status != 0) {
                 (void) safe_close(rep->fd);
-                return serve_error(c, status);
+                return respond_builtin(c, status, c->site->config.precompressed ? SERVE_VARY : NULL);
         }
         const HttpHeader *range = http_request_header(req, "Range", NULL);
         if (req->method != HTTP_GET || !range || !precondition_if_range(req, &v))
@@ -434,6 +463,7 @@ static void serve_file(Conn *c, const HttpRequest *req, int fd, const struct sta
 
         choose_variant(c, req, path, &rep);
         make_etag(&rep);
+        rep.last_modified = MIN(rep.st.st_mtim.tv_sec, time(NULL));
         respond_representation(c, req, &rep);
 }
 

@@ -493,9 +493,11 @@ def test_malformed_chunked_body_ends_the_connection(daemon, body):
 def test_chunked_body_over_max_body_bytes_ends_the_connection(make_daemon):
     d = make_daemon({"server": {"max_body_bytes": 100}})
     put(d.root, "a.txt", b"AAAA")
-    with Client.connect(d.port) as c:     # 100 bytes in all: fine
+    # The limit counts the message body as sent, chunk framing included
+    # (so extensions cannot carry volume past it): 77 bytes here, fine.
+    with Client.connect(d.port) as c:
         c.send(build_request("GET", "/a.txt", [("Transfer-Encoding", "chunked")]) +
-               b"32\r\n" + b"x" * 50 + b"\r\n32\r\n" + b"y" * 50 + b"\r\n0\r\n\r\n" +
+               b"1e\r\n" + b"x" * 30 + b"\r\n1e\r\n" + b"y" * 30 + b"\r\n0\r\n\r\n" +
                build_request("GET", "/a.txt"))
         r = c.read_response()
         if 400 <= r.status < 500:
@@ -919,3 +921,76 @@ def test_cache_max_age_on_200_206_304(make_daemon, value):
     assert r206.status == 206 and r206.header("Cache-Control") == "max-age=3600", r206
     r304 = fetch(d.port, "/ten.txt", ("If-None-Match", r.header("ETag")))
     assert r304.status == 304 and r304.header("Cache-Control") == "max-age=3600", r304
+
+
+# --- regressions from review ------------------------------------------------
+
+def test_stalled_body_after_the_answer_gets_no_408(make_daemon):
+    """The request was answered; a body that stops coming must not earn a
+    408 that the client would take as the answer to its next request."""
+    d = make_daemon({"timeouts": {"header": "1s"}})
+    put(d.root, "a.txt", b"AAAA")
+    with Client.connect(d.port) as c:
+        c.send(build_request("GET", "/a.txt", [("Content-Length", "50")]) + b"abc")
+        assert c.read_response().status == 200
+        c.sock.settimeout(HANG)
+        rest = b""
+        while True:
+            chunk = c.sock.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        assert rest == b"", rest
+
+
+def test_body_that_keeps_coming_is_not_cut_by_the_header_timeout(make_daemon):
+    d = make_daemon({"timeouts": {"header": "1s"}})
+    put(d.root, "a.txt", b"AAAA")
+    with Client.connect(d.port) as c:
+        c.send(build_request("GET", "/a.txt", [("Content-Length", "6")]))
+        assert c.read_response().status == 200
+        for byte in b"abcdef":  # 6 bytes over 3 s: slower than the timeout in all
+            time.sleep(0.5)
+            c.send(bytes([byte]))
+        c.send(build_request("GET", "/a.txt"))
+        assert c.read_response().body == b"AAAA"
+
+
+def test_drain_does_not_wait_for_the_body_of_an_answered_request(make_daemon):
+    import signal
+    d = make_daemon({"timeouts": {"shutdown": "20s"}})
+    put(d.root, "a.txt", b"AAAA")
+    with Client.connect(d.port) as c:
+        c.send(build_request("GET", "/a.txt", [("Transfer-Encoding", "chunked")]) + b"5\r\nhel")
+        assert c.read_response().status == 200
+        time.sleep(0.3)
+        start = time.monotonic()
+        assert d.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - start < 5, d.output()
+
+
+def test_last_modified_is_never_later_than_date(daemon):
+    future = time.time() + 3600
+    put(daemon.root, "f.txt", b"future", mtime=future)
+    r = get(daemon.port, "/f.txt")
+    assert r.status == 200
+    lm = email.utils.parsedate_to_datetime(r.header("Last-Modified")).timestamp()
+    date = email.utils.parsedate_to_datetime(r.header("Date")).timestamp()
+    assert lm <= date
+
+
+@pytest.mark.parametrize("accept, expected", [
+    ("br;q=0.1, gzip;q=1", "gzip"),
+    ("gzip;foo=1;q=0, br;q=0", None),
+    ("gzip;q=", None),            # malformed qvalue: element ignored
+    ("*;q=0.5, br;q=0", "gzip"),
+    ("br, gzip", "br"),
+    ("identity", None),
+])
+def test_accept_encoding_qvalues_choose_the_variant(daemon, accept, expected):
+    put(daemon.root, "v.txt", b"plain text " * 20)
+    put(daemon.root, "v.txt.gz", gzip.compress(b"plain text " * 20))
+    put(daemon.root, "v.txt.br", b"not really brotli")
+    r = get(daemon.port, "/v.txt", headers=[("Accept-Encoding", accept)])
+    assert r.status == 200
+    assert r.header("Content-Encoding") == expected

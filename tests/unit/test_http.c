@@ -653,24 +653,36 @@ typedef struct ChunkedCase {
 } ChunkedCase;
 
 static const ChunkedCase chunked_cases[] = {
-        { "0\r\n\r\n", 5, 0, 100 },
-        { "0\r\n\r\nGET / HTTP/1.1\r\n", 5, 0, 100 },
-        { "5\r\nhello\r\n0\r\n\r\n", 15, 5, 100 },
-        { "5;name=value\r\nhello\r\n0\r\n\r\nNEXT", 26, 5, 100 },
-        { "A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n", 35, 20, 100 },
-        { "5\nhello\n0\n\n", 11, 5, 100 },                         /* bare LF */
-        { "1\r\nx\r\n0\r\nTrailer: v\r\nOther: w\r\n\r\nNEXT", 33, 1, 100 },
-        { "5 ;ext\r\nhello\r\n0\r\n\r\n", 20, 5, 100 },             /* BWS */
+        { "0\r\n\r\n", 5, 5, 100 },
+        { "0\r\n\r\nGET / HTTP/1.1\r\n", 5, 5, 100 },
+        { "5\r\nhello\r\n0\r\n\r\n", 15, 15, 100 },
+        { "5;name=value\r\nhello\r\n0\r\n\r\nNEXT", 26, 26, 100 },
+        { "5;name=\"quoted; value\"\r\nhello\r\n0\r\n\r\n", 36, 36, 100 },
+        { "A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n", 35, 35, 100 },
+        { "1\r\nx\r\n0\r\nTrailer: v\r\nOther: w\r\n\r\nNEXT", 33, 33, 100 },
+        { "5 ;ext\r\nhello\r\n0\r\n\r\n", 20, 20, 100 },              /* BWS before ';' */
+        { "5\t; ext\r\nhello\r\n0\r\n\r\n", 21, 21, 100 },
+        { "5\nhello\n0\n\n", -EBADMSG, 0, 100 },                       /* bare LF */
+        { "5\r\nhello\n0\r\n\r\n", -EBADMSG, 0, 100 },
+        { "0\r\nT: v\n\r\n", -EBADMSG, 0, 100 },
+        { "0\r\n\n", -EBADMSG, 0, 100 },
+        { "5 zz\r\n", -EBADMSG, 0, 100 },                              /* BWS not before ';' */
+        { "5 \r\n", -EBADMSG, 0, 100 },
         { "zz\r\n", -EBADMSG, 0, 100 },
         { ";\r\n", -EBADMSG, 0, 100 },
         { "\r\n", -EBADMSG, 0, 100 },
-        { "5\r\nhelloXX", -EBADMSG, 0, 100 },                       /* no CRLF after data */
+        { "5\r\nhelloXX", -EBADMSG, 0, 100 },                          /* no CRLF after data */
         { "5\rX", -EBADMSG, 0, 100 },
         { "5;a\x01\r\n", -EBADMSG, 0, 100 },
+        { "0\r\nT: a\rb\r\n\r\n", -EBADMSG, 0, 100 },                   /* bare CR in a trailer */
+        { "0\r\nT: a\x01\r\n\r\n", -EBADMSG, 0, 100 },
+        { "0\r\n folded\r\n\r\n", -EBADMSG, 0, 100 },
         { "0\r\n\rX", -EBADMSG, 0, 100 },
-        { "11111111111111111\r\n", -E2BIG, 0, UINT64_MAX },         /* 17 digits */
-        { "65\r\n", -E2BIG, 0, 100 },                               /* 101 > max */
-        { "32\r\n", 4, 0, 100 },                                    /* 50: fine, data pending */
+        { "11111111111111111\r\n", -E2BIG, 0, UINT64_MAX },            /* 17 digits */
+        { "65\r\n", -E2BIG, 0, 100 },                                  /* 101 > max */
+        { "32\r\n", 4, 0, 100 },                                       /* 50: fine, data pending */
+        { "1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+          -E2BIG, 0, 100 },                                            /* framing counts too */
 };
 
 static void check_chunked_case(const ChunkedCase *t, bool bytewise) {
@@ -693,7 +705,7 @@ static void check_chunked_case(const ChunkedCase *t, bool bytewise) {
         printf("chunked %s: \"%s\"\n", bytewise ? "bytewise" : "whole", t->body);
         assert_int_equal(result, t->consumed);
         if (t->consumed >= 0 && s.state == HTTP_CHUNKED_DONE)
-                assert_int_equal(s.total, t->total);
+                assert_int_equal(s.total, t->total); /* the whole body, framing included */
 }
 
 static void test_chunked_skip(void **state) {
