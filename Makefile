@@ -151,12 +151,13 @@ clean:
 FUZZ_SECONDS ?= 10
 FUZZ_CC ?= clang
 FUZZ_BUILD ?= build/fuzz
-FUZZ_TARGETS := request path range config
+FUZZ_TARGETS := request path range config chunked
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_DEPS := make pkg-config libinih-dev clang libclang-rt-14-dev
 
 FUZZ_MODULES_request := src/http.c
 FUZZ_MODULES_path := src/http.c
+FUZZ_MODULES_chunked := src/http.c
 FUZZ_MODULES_range := src/range.c src/http.c
 FUZZ_MODULES_config := src/config.c src/log.c
 FUZZ_LIBS_config = $(shell pkg-config --libs inih)
