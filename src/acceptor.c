@@ -290,6 +290,12 @@ static void take_back(Acceptor *a, Conn *c, uint64_t now) {
         case CONN_PARK_WRITE:
                 return park(a, c, LIST_WRITE, now + config->send_timeout_usec, EPOLLOUT);
         case CONN_LINGER:
+                /* A client that asked to close and sent nothing more has
+                 * nothing in flight that our close could turn into an RST:
+                 * close at once, as nginx does. After an error response, or
+                 * with bytes pending, linger. */
+                if (c->status < 400 && conn_is_idle(c))
+                        return conn_close(a, c);
                 return linger_begin(a, c, now);
         case CONN_PARK_READ:
                 if (a->draining && conn_is_idle(c))
