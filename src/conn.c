@@ -270,7 +270,7 @@ static bool want_keep_alive(const Conn *c, const HttpRequest *req) {
 
         for (size_t i = 0; i < req->n_headers; i++) {
                 const HttpHeader *f = &req->headers[i];
-                if (f->name.len != 10 || strncasecmp(f->name.ptr, "Connection", 10) != 0)
+                if (!http_header_is(f, "Connection"))
                         continue;
                 has_close |= http_list_has_token(f->value, "close");
                 has_keep_alive |= http_list_has_token(f->value, "keep-alive");
@@ -312,8 +312,7 @@ static bool final_coding_is_chunked(const HttpRequest *req) {
         const HttpHeader *last = NULL;
 
         for (size_t i = 0; i < req->n_headers; i++)
-                if (req->headers[i].name.len == 17 &&
-                    strncasecmp(req->headers[i].name.ptr, "Transfer-Encoding", 17) == 0)
+                if (http_header_is(&req->headers[i], "Transfer-Encoding"))
                         last = &req->headers[i];
         if (!last)
                 return false;

@@ -25,7 +25,7 @@ static bool ascii_caseeq(const char *a, const char *b, size_t n) {
         return true;
 }
 
-static bool slice_caseeq(Slice s, const char *str) {
+bool http_slice_caseeq(Slice s, const char *str) {
         return strlen(str) == s.len && ascii_caseeq(s.ptr, str, s.len);
 }
 
@@ -287,7 +287,7 @@ const HttpHeader *http_request_header(const HttpRequest *req, const char *name, 
         size_t n = 0;
 
         for (size_t i = 0; i < req->n_headers; i++) {
-                if (!slice_caseeq(req->headers[i].name, name))
+                if (!http_slice_caseeq(req->headers[i].name, name))
                         continue;
                 if (!first)
                         first = &req->headers[i];
@@ -298,25 +298,39 @@ const HttpHeader *http_request_header(const HttpRequest *req, const char *name, 
         return first;
 }
 
+bool http_header_is(const HttpHeader *h, const char *name) {
+        return http_slice_caseeq(h->name, name);
+}
+
 /* #element lists (RFC 9110 §5.6.1): empty elements are allowed and skipped. */
-bool http_list_has_token(Slice value, const char *token) {
-        const char *p = value.ptr, *end = value.ptr + value.len;
+bool http_list_next(Slice *list, Slice *ret_element) {
+        while (list->len > 0) {
+                const char *comma = memchr(list->ptr, ',', list->len);
+                size_t n = comma ? (size_t) (comma - list->ptr) : list->len;
+                Slice e = { list->ptr, n };
 
-        while (p < end) {
-                const char *comma = memchr(p, ',', (size_t) (end - p));
-                const char *e = comma ? comma : end;
-                Slice element = { p, (size_t) (e - p) };
-
-                while (element.len > 0 && char_is_ows(element.ptr[0])) {
-                        element.ptr++;
-                        element.len--;
+                list->ptr += comma ? n + 1 : n;
+                list->len -= comma ? n + 1 : n;
+                while (e.len > 0 && char_is_ows(e.ptr[0])) {
+                        e.ptr++;
+                        e.len--;
                 }
-                while (element.len > 0 && char_is_ows(element.ptr[element.len - 1]))
-                        element.len--;
-                if (slice_caseeq(element, token))
+                while (e.len > 0 && char_is_ows(e.ptr[e.len - 1]))
+                        e.len--;
+                if (e.len > 0) {
+                        *ret_element = e;
                         return true;
-                p = comma ? comma + 1 : end;
+                }
         }
+        return false;
+}
+
+bool http_list_has_token(Slice value, const char *token) {
+        Slice element;
+
+        while (http_list_next(&value, &element))
+                if (http_slice_caseeq(element, token))
+                        return true;
         return false;
 }
 

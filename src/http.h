@@ -72,6 +72,17 @@ const char *http_status_reason(int status);
  * stores how many fields have that name in *ret_count (may be NULL). */
 const HttpHeader *http_request_header(const HttpRequest *req, const char *name, size_t *ret_count);
 
+/* True when the field is named `name` (case-insensitive). */
+bool http_header_is(const HttpHeader *h, const char *name);
+
+/* True when s equals str, ignoring ASCII case. */
+bool http_slice_caseeq(Slice s, const char *str);
+
+/* Takes the next element off a comma-separated list (RFC 9110 §5.6.1),
+ * with surrounding OWS removed; empty elements are skipped. Returns false
+ * when the list is exhausted. */
+bool http_list_next(Slice *list, Slice *ret_element);
+
 /* True when the comma-separated list `value` holds `token`
  * (case-insensitive), e.g. "close" in "Connection: keep-alive, close". */
 bool http_list_has_token(Slice value, const char *token);

@@ -174,27 +174,6 @@ static bool path_has_dotfile(const char *path) {
         return false;
 }
 
-/* Walks the elements of a comma-separated list. Returns false at the end. */
-static bool list_next(Slice *list, Slice *ret) {
-        while (list->len > 0) {
-                const char *comma = memchr(list->ptr, ',', list->len);
-                size_t n = comma ? (size_t) (comma - list->ptr) : list->len;
-                Slice e = { list->ptr, n };
-
-                list->ptr += comma ? n + 1 : n;
-                list->len -= comma ? n + 1 : n;
-                while (e.len > 0 && (e.ptr[0] == ' ' || e.ptr[0] == '\t'))
-                        e.ptr++, e.len--;
-                while (e.len > 0 && (e.ptr[e.len - 1] == ' ' || e.ptr[e.len - 1] == '\t'))
-                        e.len--;
-                if (e.len > 0) {
-                        *ret = e;
-                        return true;
-                }
-        }
-        return false;
-}
-
 /* A qvalue (RFC 9110 §12.4.2) in thousandths; 1000 when absent, -1 when
  * malformed (then the element is ignored). */
 static int parse_qvalue(const char *p, const char *end) {
@@ -241,15 +220,15 @@ static int accepted_q(const HttpRequest *req, const char *coding) {
                 const HttpHeader *h = &req->headers[i];
                 Slice list = h->value, element, token;
 
-                if (h->name.len != 15 || strncasecmp(h->name.ptr, "Accept-Encoding", 15) != 0)
+                if (!http_header_is(h, "Accept-Encoding"))
                         continue;
-                while (list_next(&list, &element)) {
+                while (http_list_next(&list, &element)) {
                         int q = coding_q(element, &token);
                         if (q < 0)
                                 continue;
-                        if (token.len == strlen(coding) && strncasecmp(token.ptr, coding, token.len) == 0)
+                        if (http_slice_caseeq(token, coding))
                                 own = q;
-                        else if (token.len == 1 && token.ptr[0] == '*')
+                        else if (http_slice_caseeq(token, "*"))
                                 star = q;
                 }
         }
@@ -429,11 +408,11 @@ static void respond_multipart(Conn *c, Representation *rep, const Range *ranges,
 /* Range applies to GET only (RFC 9110 §14.2), and only while If-Range, if
  * any, still matches. An encoded variant is not split into a multipart
  * body, where its Content-Encoding would wrongly cover the delimiters. */
-static void respond_representation(Conn *c, const HttpRequest *req, Representation *rep) {
+static void respond_representation(Conn *c, const HttpRequest *req, Representation *rep, time_t now) {
         Validators v = { .etag = { rep->etag, strlen(rep->etag) }, .last_modified = rep->last_modified };
         Range ranges[RANGE_MAX];
 
-        int status = precondition_check(req, &v, true, time(NULL));
+        int status = precondition_check(req, &v, true, now);
         if (status == 304)
                 return respond_not_modified(c, rep);
         if (status != 0) {
@@ -461,10 +440,12 @@ static void serve_file(Conn *c, const HttpRequest *req, int fd, const struct sta
                 .content_type = mime_table_lookup(c->ctx->mime, path),
         };
 
+        time_t now = time(NULL);
+
         choose_variant(c, req, path, &rep);
         make_etag(&rep);
-        rep.last_modified = MIN(rep.st.st_mtim.tv_sec, time(NULL));
-        respond_representation(c, req, &rep);
+        rep.last_modified = MIN(rep.st.st_mtim.tv_sec, now);
+        respond_representation(c, req, &rep, now);
 }
 
 /* A directory request ("/dir/") is answered with its index file. A directory

@@ -13,70 +13,13 @@ import time
 
 import pytest
 
+from streamclient import Client
+
 pytestmark = pytest.mark.concurrency
 
 HANG = 30  # seconds: only to catch hangs
 KIB = 1024
 MIB = 1024 * 1024
-
-
-class Client:
-    """A raw HTTP/1.1 client on one socket, keeping what it read ahead."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-
-    @classmethod
-    def connect(cls, port, timeout=HANG, rcvbuf=None):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:  # also turns receive-buffer autotuning off
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        s.settimeout(timeout)
-        s.connect(("127.0.0.1", port))
-        return cls(s)
-
-    def close(self):
-        self.sock.close()
-
-    def send_get(self, path):
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
-
-    def read_head(self):
-        while b"\r\n\r\n" not in self.buf:
-            data = self.sock.recv(64 * KIB)
-            if not data:
-                raise EOFError("connection closed before a response head")
-            self.buf += data
-        end = self.buf.index(b"\r\n\r\n")
-        head = bytes(self.buf[:end]).decode("latin-1")
-        del self.buf[:end + 4]
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ", 2)
-        assert parts[0] == "HTTP/1.1", lines[0]
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return int(parts[1]), headers
-
-    def take_buffered(self):
-        data = bytes(self.buf)
-        self.buf.clear()
-        return data
-
-    def get(self, path):
-        self.send_get(path)
-        status, headers = self.read_head()
-        n = int(headers["content-length"])
-        while len(self.buf) < n:
-            data = self.sock.recv(64 * KIB)
-            if not data:
-                raise EOFError("connection closed mid-body")
-            self.buf += data
-        body = bytes(self.buf[:n])
-        del self.buf[:n]
-        return status, headers, body
 
 
 def sees_eof(sock, timeout=10):
