@@ -76,6 +76,17 @@ class Daemon:
             time.sleep(0.02)
         raise AssertionError("webpoold did not become ready:\n" + self.output())
 
+    def wait_for_log(self, text, count=1, timeout=HANG_BOUND):
+        """Waits until `text` appears `count` times in the daemon's log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.output().count(text) >= count:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"log never showed {text!r} {count} time(s):\n{self.output()}")
+
     def output(self):
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

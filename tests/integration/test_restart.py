@@ -86,18 +86,6 @@ def log_count(d, text):
     return d.output().count(text)
 
 
-def wait_for_log(d, text, count=1, timeout=HANG):
-    """Waits until `text` appears `count` times in the daemon's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log_count(d, text) >= count:
-            return
-        if d.proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise AssertionError(f"log never showed {text!r} {count} time(s):\n{d.output()}")
-
-
 def wait_exit(d, timeout=HANG):
     try:
         return d.proc.wait(timeout)
@@ -427,7 +415,7 @@ def test_drain_finishes_downloads_and_leaves_new_connections_to_the_next_instanc
             raise AssertionError(f"downloads did not all start: {results}")
         # All 20 responses are mid-body, parked on full sockets.
         a.send_signal(signal.SIGTERM)
-        wait_for_log(a, "Stopping")
+        a.wait_for_log("Stopping")
         assert re.search(r"draining 20 connection\(s\)", a.output()), a.output()
 
         # A connection attempted after the signal: the kernel completes it on
@@ -535,7 +523,7 @@ def reload_under_load(d, files, rewrite, n_reloads, log_text):
             time.sleep(0.6)
             rewrite(i)
             d.send_signal(signal.SIGHUP)
-            wait_for_log(d, log_text, seen + i + 1)
+            d.wait_for_log(log_text, seen + i + 1)
             assert d.proc.poll() is None, d.output()
         t_reloads = time.monotonic() - t0
         time.sleep(max(0.5, 6.0 - (time.monotonic() - load.started)))
@@ -571,7 +559,7 @@ def test_reload_under_load_with_a_good_config_drops_nothing(make_daemon):
     d.write_config()
     seen = log_count(d, "Configuration reloaded")
     d.send_signal(signal.SIGHUP)
-    wait_for_log(d, "Configuration reloaded", seen + 1)
+    d.wait_for_log("Configuration reloaded", seen + 1)
     with RawClient.connect(d.port) as c:
         c.request("GET", "/small.bin")
         resp = c.read_response()
@@ -618,4 +606,4 @@ def test_reload_under_load_with_a_bad_config_keeps_serving(make_daemon):
     # And a good file is taken again afterwards.
     d.conf.write_text(good)
     d.send_signal(signal.SIGHUP)
-    wait_for_log(d, "Configuration reloaded")
+    d.wait_for_log("Configuration reloaded")

@@ -47,17 +47,6 @@ def read_to_eof(sock, timeout=HANG):
         return n
 
 
-def wait_for_log(d, text, timeout=HANG):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in d.output():
-            return
-        if d.proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise AssertionError(f"log never showed {text!r}:\n{d.output()}")
-
-
 def wait_exit(d, timeout=HANG):
     """Waits for the daemon to exit; returns (exit status, seconds waited)."""
     start = time.monotonic()
@@ -177,7 +166,7 @@ def test_no_new_connection_is_served_after_sigterm(make_daemon):
     stalled = start_stalled_download(d)
     try:
         d.send_signal(signal.SIGTERM)
-        wait_for_log(d, "Stopping")
+        d.wait_for_log("Stopping")
         assert d.proc.poll() is None, "nothing left to drain: the test proves nothing"
 
         try:
@@ -223,7 +212,7 @@ def test_second_sigterm_stops_at_once(make_daemon):
     stalled = start_stalled_download(d)
     try:
         d.send_signal(signal.SIGTERM)
-        wait_for_log(d, "Stopping")
+        d.wait_for_log("Stopping")
         time.sleep(0.3)
         assert d.proc.poll() is None, "exited on the first SIGTERM with a download in flight"
 
