@@ -4,7 +4,12 @@ PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DATADIR ?= $(PREFIX)/share
 SYSCONFDIR ?= /etc
+# The document root conf/webpoold.conf names; install puts the default page
+# there only if it does not exist yet.
+WWWDIR ?= /var/www/html
 DESTDIR ?=
 
 VERSION := 0.1.0
@@ -98,8 +103,18 @@ check: test-deps
 check-unit: unit-tests
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(SANRUN) $$t; done
 
+# The serving and resolution suites run a second time under a seccomp
+# filter that answers openat2() with ENOSYS (as systemd's RestrictSUIDSGID=
+# does), so the daemon's own path walk is held to the same cases.
+RESOLVER_SUITES := tests/integration/test_serving.py tests/integration/test_resolve.py
+RESOLVER_PASS ?= yes
+
 check-integration: all
 	WEBPOOLD_BIN=$(abspath $(BUILD)/webpoold) $(SANRUN) $(PYTHON) -m pytest -q $(PYTEST_ARGS) tests/integration
+ifeq ($(RESOLVER_PASS),yes)
+	WEBPOOLD_BIN=$(abspath $(BUILD)/webpoold) WEBPOOLD_TEST_NO_OPENAT2=1 $(SANRUN) \
+		$(PYTHON) -m pytest -q $(PYTEST_ARGS) $(RESOLVER_SUITES)
+endif
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
@@ -115,9 +130,12 @@ check-tsan:
 	$(MAKE) BUILD=build/tsan SANFLAGS="$(TSAN_FLAGS)" CFLAGS="-O1 -g" \
 		SANRUN="env TSAN_OPTIONS=halt_on_error=1:exitcode=66" \
 		UNIT_BINS="build/tsan/tests/test_pool build/tsan/tests/test_accesslog" PYTEST_ARGS="-m concurrency" \
+		RESOLVER_PASS=no \
 		check-unit check-integration
 
 # The units name /usr/sbin/webpoold; point them at where we really install.
+# Installing straight onto this system (no DESTDIR) also creates the
+# service's user, as a package's postinst would.
 install: all
 	install -D -m 0755 $(BUILD)/webpoold $(DESTDIR)$(SBINDIR)/webpoold
 	install -D -m 0644 man/webpoold.8 $(DESTDIR)$(MANDIR)/man8/webpoold.8
@@ -126,16 +144,31 @@ install: all
 	sed 's|/usr/sbin/webpoold|$(SBINDIR)/webpoold|g; s|/etc/webpoold.conf|$(SYSCONFDIR)/webpoold.conf|g' \
 		systemd/webpoold.service > $(DESTDIR)$(UNITDIR)/webpoold.service
 	install -m 0644 systemd/webpoold.socket $(DESTDIR)$(UNITDIR)/webpoold.socket
+	install -D -m 0644 systemd/webpoold.sysusers $(DESTDIR)$(SYSUSERSDIR)/webpoold.conf
+	install -D -m 0644 conf/default-site/index.html $(DESTDIR)$(DATADIR)/webpoold/html/index.html
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/webpoold.conf ]; then \
 		echo "Keeping existing $(DESTDIR)$(SYSCONFDIR)/webpoold.conf"; \
 	else \
 		install -D -m 0644 conf/webpoold.conf $(DESTDIR)$(SYSCONFDIR)/webpoold.conf; \
 	fi
+	@if [ -e $(DESTDIR)$(WWWDIR) ]; then \
+		echo "Keeping existing $(DESTDIR)$(WWWDIR)"; \
+	else \
+		install -D -m 0644 conf/default-site/index.html $(DESTDIR)$(WWWDIR)/index.html; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/webpoold.conf; \
+	fi
 
+# Leaves what the administrator may have made their own: the configuration,
+# the document root and the log directory, and the user (files may be
+# owned by it).
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/webpoold $(DESTDIR)$(MANDIR)/man8/webpoold.8 \
 		$(DESTDIR)$(MANDIR)/man5/webpoold.conf.5 $(DESTDIR)$(UNITDIR)/webpoold.service \
-		$(DESTDIR)$(UNITDIR)/webpoold.socket
+		$(DESTDIR)$(UNITDIR)/webpoold.socket $(DESTDIR)$(SYSUSERSDIR)/webpoold.conf \
+		$(DESTDIR)$(DATADIR)/webpoold/html/index.html
+	-rmdir $(DESTDIR)$(DATADIR)/webpoold/html $(DESTDIR)$(DATADIR)/webpoold 2>/dev/null
 
 clean:
 	rm -rf build
@@ -192,3 +225,28 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_MODULES_$$*) tests/fuzz/fuzz.h
 $(FUZZ_BUILD):
 	mkdir -p $@
 # ---- end of fuzz -----------------------------------------------------------
+
+# ---- e2e -------------------------------------------------------------------
+# webpoold under a real systemd (tests/e2e/README.md): a Debian bookworm
+# guest booted with systemd-nspawn (systemd as PID 1), webpoold installed
+# into it from a staged `make install` and driven with systemctl, journalctl
+# and HTTP. Needs root. The guest's root file system is built once with
+# debootstrap from this machine's apt mirror and cached in
+# /var/cache/webpoold-e2e/.
+
+E2E_DEPS := debootstrap debian-archive-keyring systemd-container zstd python3 systemd
+E2E_STAGE ?= $(BUILD)/e2e-stage
+
+.PHONY: check-e2e e2e-deps
+
+e2e-deps:
+	$(call install_missing,$(BUILD_DEPS) $(E2E_DEPS))
+
+# The staged install is what a package build makes; run.py copies it into
+# the guest and runs the post-install commands there.
+check-e2e: e2e-deps
+	$(MAKE) all
+	rm -rf $(E2E_STAGE)
+	$(MAKE) install DESTDIR=$(abspath $(E2E_STAGE)) PREFIX=/usr
+	$(PYTHON) tests/e2e/run.py --stage $(E2E_STAGE) --binary $(BUILD)/webpoold $(if $(E2E_ONLY),--only $(E2E_ONLY))
+# ---- end of e2e ------------------------------------------------------------

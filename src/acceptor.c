@@ -17,10 +17,24 @@
  * full sockets on the write list. Each list has one timeout, so appending
  * keeps it sorted by deadline and expiry only looks at the heads.
  *
- * Stopping: the first SIGTERM/SIGINT closes the listeners, closes idle
- * connections and lets the rest finish (responses say Connection: close).
- * When the shutdown timeout passes, or on a second signal, whatever is left
- * is cut. The loop returns once no connection is left.
+ * Ending a connection: the client may be writing its next request at the
+ * very moment we decide to close, and close() with that request unread, or
+ * the request reaching a socket already closed, makes the kernel answer
+ * with RST, which tells the client nothing safe. So a connection we end on
+ * our own (idle at a drain, a keep-alive or empty header timeout, or after
+ * a response that said Connection: close unasked) is never close()d at
+ * once: linger_begin() sends FIN, then reads and drops whatever crosses it
+ * until the client's EOF or a short bound. A request that crossed our FIN
+ * sees a clean close before any response byte, the case RFC 9112 §9.3.1
+ * lets a client retry. Only a client that said it sends nothing more, and
+ * has nothing pending, is closed at once.
+ *
+ * Stopping: the first SIGTERM/SIGINT closes the listeners, ends idle
+ * connections that way and lets the rest finish (responses say
+ * Connection: close); a request already waiting in the socket is answered,
+ * not ended. When the shutdown timeout passes, or on a second signal,
+ * whatever is left (lingering ones too) is cut. The loop returns once no
+ * connection is left.
  */
 #include "acceptor.h"
 
@@ -43,6 +57,7 @@
 
 #include "log.h"
 #include "notify.h"
+#include "reload.h"
 #include "util.h"
 
 #define ACCEPTOR_MAX_EVENTS 256
@@ -50,7 +65,13 @@
 #define ACCEPTOR_PAUSE_USEC (100 * USEC_PER_MSEC) /* after EMFILE and friends */
 #define ACCEPTOR_TICK_MSEC 1000
 #define ACCEPTOR_LINGER_USEC (2 * USEC_PER_SEC)
+/* While stopping, as lighttpd does: what can cross our FIN was sent before
+ * the client saw it, so it arrives within a round trip. */
+#define ACCEPTOR_DRAIN_LINGER_USEC USEC_PER_SEC
 #define ACCEPTOR_DRAIN_GRACE_USEC USEC_PER_SEC
+/* Reload commands waiting at once; more are unusual, and any beyond this
+ * reload all the same but time out waiting for their answer. */
+#define ACCEPTOR_MAX_RELOAD_ASKERS 8
 #define ACCEPTOR_STATUS_USEC USEC_PER_SEC     /* STATUS= at most this often */
 #define ACCEPTOR_PROGRESS_USEC (5 * USEC_PER_SEC)
 #define ACCEPTOR_EXIT_MARGIN_USEC (5 * USEC_PER_SEC)
@@ -73,7 +94,7 @@ enum {
         LIST_HEADER, /* waiting for (the rest of) a request head */
         LIST_IDLE,   /* keep-alive, nothing sent yet */
         LIST_WRITE,  /* waiting for the socket to drain */
-        LIST_LINGER, /* answered, write side shut, waiting for the client's EOF */
+        LIST_LINGER, /* ended, write side shut, dropping input until the client's EOF */
         _LIST_MAX,
 };
 
@@ -117,6 +138,8 @@ struct Acceptor {
 
         unsigned pending_stops; /* signals read, acted on after the event batch */
         bool pending_reload;
+        pid_t reload_askers[ACCEPTOR_MAX_RELOAD_ASKERS]; /* `webpoold -r` waiting for an answer */
+        unsigned n_reload_askers;
         bool draining;
         bool cutting;
         uint64_t drain_deadline_usec;
@@ -203,16 +226,21 @@ static void worker_job(void *userdata);
 
 static void park(Acceptor *a, Conn *c, int list, uint64_t deadline, uint32_t events);
 
-/* Closing a socket that still holds unread bytes makes the kernel send RST,
- * which can destroy the response before the client has read it (RFC 9112
- * §9.6). So after a final response we shut down our side only, and read and
- * drop whatever the client still sends until it closes or a short deadline
- * passes. This costs no worker: reading into a scratch buffer is cheap and
- * bounded per wakeup. */
+/* Closing a socket that still holds unread bytes, or that bytes reach
+ * after the close, makes the kernel send RST, which can destroy a response
+ * before the client has read it (RFC 9112 §9.6) and leaves a client whose
+ * request crossed our close unable to tell whether it was processed. So a
+ * connection we end, from any list, shuts down our side only, and reads and
+ * drops whatever the client still sends until it closes or a short deadline
+ * passes (shorter while draining, and a drain's deadline cuts it sooner).
+ * This costs no worker: reading into a scratch buffer is cheap and bounded
+ * per wakeup. */
 static void linger_begin(Acceptor *a, Conn *c, uint64_t now) {
+        list_remove(a, c);
         if (shutdown(c->fd, SHUT_WR) < 0)
                 return conn_close(a, c);
-        park(a, c, LIST_LINGER, now + ACCEPTOR_LINGER_USEC, EPOLLIN);
+        uint64_t bound = a->draining ? ACCEPTOR_DRAIN_LINGER_USEC : ACCEPTOR_LINGER_USEC;
+        park(a, c, LIST_LINGER, now + bound, EPOLLIN);
 }
 
 static void linger_read(Acceptor *a, Conn *c) {
@@ -292,14 +320,16 @@ static void take_back(Acceptor *a, Conn *c, uint64_t now) {
         case CONN_LINGER:
                 /* A client that asked to close and sent nothing more has
                  * nothing in flight that our close could turn into an RST:
-                 * close at once, as nginx does. After an error response, or
-                 * with bytes pending, linger. */
-                if (c->status < 400 && conn_is_idle(c))
+                 * close at once, as nginx does. When the close was our idea
+                 * (a drain, keep-alive off) its next request may be on the
+                 * way; after an error response, or with bytes pending,
+                 * linger too. */
+                if (c->client_closes && c->status < 400 && conn_is_idle(c))
                         return conn_close(a, c);
                 return linger_begin(a, c, now);
         case CONN_PARK_READ:
                 if (a->draining && conn_is_idle(c))
-                        return conn_close(a, c);
+                        return linger_begin(a, c, now);
                 /* Dropping the body of a request already answered: nobody
                  * waits for it while we drain, and otherwise it may take as
                  * long as it keeps coming, a header timeout at a time. */
@@ -406,21 +436,19 @@ static void close_listeners(Acceptor *a) {
         a->n_listeners = 0;
 }
 
-/* Closes the connections of a list that have nothing of a request pending.
- * A connection opened less than ACCEPTOR_DRAIN_GRACE_USEC before `now` is
- * spared: its request may still be on the wire. */
-static void close_idle(Acceptor *a, int list, uint64_t now) {
+/* Ends the connections of a list that have nothing of a request pending;
+ * those with a request waiting in the socket stay parked, and are answered
+ * with Connection: close when it wakes them. A connection opened less than
+ * ACCEPTOR_DRAIN_GRACE_USEC before `now` is spared: its first request may
+ * still be on the wire, and a client seldom retries on a new connection. */
+static void end_idle(Acceptor *a, int list, uint64_t now) {
         Conn *next;
         for (Conn *c = a->lists[list].head; c; c = next) {
                 next = c->next;
                 bool fresh = c->n_requests == 0 &&
                              c->request_started_usec + ACCEPTOR_DRAIN_GRACE_USEC > now;
-                if (!fresh && conn_is_idle(c))
-                        conn_close(a, c);
-                else if (conn_discarding(c) && !c->responding) {
-                        list_remove(a, c);
+                if ((!fresh && conn_is_idle(c)) || (conn_discarding(c) && !c->responding))
                         linger_begin(a, c, now);
-                }
         }
 }
 
@@ -438,8 +466,8 @@ static void begin_drain(Acceptor *a, uint64_t now) {
                                accept_batch(a, a->listeners[i].fd, now))
                                 ;
         close_listeners(a);
-        close_idle(a, LIST_IDLE, UINT64_MAX);
-        close_idle(a, LIST_HEADER, now);
+        end_idle(a, LIST_IDLE, now);
+        end_idle(a, LIST_HEADER, now);
 
         a->drain_deadline_usec = now + cfg(a)->shutdown_timeout_usec;
         char status[128];
@@ -512,17 +540,29 @@ static int reload_site(Acceptor *a) {
 
 /* However the reload goes, it ends with READY=1: a reload that never
  * answers would hang `systemctl reload`. */
-static void reload(Acceptor *a) {
+static int reload(Acceptor *a) {
         char status[SITE_ERROR_MAX + 96];
 
         notify_reloading(now_usec(), "Reloading configuration");
-        if (reload_site(a) < 0)
+        int r = reload_site(a);
+        if (r < 0)
                 snprintf(status, sizeof(status), "Reload failed, serving the previous configuration: %s",
                          a->reload_failure);
         else
                 snprintf(status, sizeof(status), "Serving; configuration reloaded");
         notify_ready(status);
         a->next_status_usec = 0; /* the counters follow at once */
+        return r;
+}
+
+static void answer_reload_askers(Acceptor *a, int result) {
+        for (unsigned i = 0; i < a->n_reload_askers; i++) {
+                int r = reload_answer(a->reload_askers[i], result);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to tell process %d how the reload went, ignoring: %m",
+                                          (int) a->reload_askers[i]);
+        }
+        a->n_reload_askers = 0;
 }
 
 /* SIGUSR1, after logrotate renamed the file. Workers keep writing to the
@@ -543,8 +583,11 @@ static void read_signals(Acceptor *a) {
         struct signalfd_siginfo si;
 
         while (read(a->signal_source.fd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
-                if (si.ssi_signo == SIGHUP)
+                if (si.ssi_signo == SIGHUP) {
                         a->pending_reload = true;
+                        if (reload_is_request(&si) && a->n_reload_askers < ACCEPTOR_MAX_RELOAD_ASKERS)
+                                a->reload_askers[a->n_reload_askers++] = (pid_t) si.ssi_pid;
+                }
                 else if (si.ssi_signo == SIGUSR1)
                         reopen_access_log(a);
                 else
@@ -555,10 +598,12 @@ static void read_signals(Acceptor *a) {
 static void act_on_signals(Acceptor *a, uint64_t now) {
         if (a->pending_reload) {
                 a->pending_reload = false;
+                int r = -ESHUTDOWN;
                 if (a->draining)
                         log_notice("Ignoring SIGHUP: stopping.");
                 else
-                        reload(a);
+                        r = reload(a);
+                answer_reload_askers(a, r);
         }
         for (; a->pending_stops > 0; a->pending_stops--) {
                 if (a->draining)
@@ -631,20 +676,15 @@ static void extend_stop_timeout(Acceptor *a, uint64_t now) {
 }
 
 /* A request head that did not arrive in time gets 408 (RFC 9110 §15.5.9)
- * when part of it came; a connection that sent nothing is closed quietly,
+ * when part of it came; a connection that sent nothing is ended quietly,
  * like an idle keep-alive one. */
 static void expire_heads(Acceptor *a, uint64_t now) {
         Conn *c;
 
         while ((c = a->lists[LIST_HEADER].head) && c->deadline_usec <= now) {
-                if (c->in_len == 0 && !conn_discarding(c)) {
-                        conn_close(a, c);
-                        continue;
-                }
-                list_remove(a, c);
                 /* A stalled body belongs to a request we answered already:
                  * a 408 now would be taken as the answer to the next one. */
-                if (!conn_discarding(c)) {
+                if (c->in_len > 0 && !conn_discarding(c)) {
                         log_debug("Request head timed out, answering 408.");
                         conn_send_timeout(c);
                 }
@@ -652,13 +692,23 @@ static void expire_heads(Acceptor *a, uint64_t now) {
         }
 }
 
+/* The client may be sending its next request right now: end, not close. */
+static void expire_idle(Acceptor *a, uint64_t now) {
+        Conn *c;
+
+        while ((c = a->lists[LIST_IDLE].head) && c->deadline_usec <= now) {
+                log_debug("Ending connection: keep-alive timed out.");
+                linger_begin(a, c, now);
+        }
+}
+
 static void expire(Acceptor *a, uint64_t now) {
         expire_heads(a, now);
-        expire_list(a, LIST_IDLE, now, "keep-alive");
+        expire_idle(a, now);
         expire_list(a, LIST_WRITE, now, "send");
         expire_list(a, LIST_LINGER, now, "lingering close");
         if (a->draining && !a->cutting)
-                close_idle(a, LIST_HEADER, now);
+                end_idle(a, LIST_HEADER, now);
         if (a->draining && now >= a->drain_deadline_usec)
                 cut_remaining(a, "Shutdown timeout reached");
         maybe_resume_accepting(a, now);

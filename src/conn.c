@@ -265,7 +265,10 @@ void conn_send_timeout(Conn *c) {
         record_write(c);
 }
 
-static bool want_keep_alive(const Conn *c, const HttpRequest *req) {
+/* True when the client said this request is its last: Connection: close,
+ * or HTTP/1.0 without keep-alive. It then sends nothing more (RFC 9112
+ * §9.6), so nothing of it can cross our close. */
+static bool client_closes(const HttpRequest *req) {
         bool has_close = false, has_keep_alive = false;
 
         for (size_t i = 0; i < req->n_headers; i++) {
@@ -275,10 +278,12 @@ static bool want_keep_alive(const Conn *c, const HttpRequest *req) {
                 has_close |= http_list_has_token(f->value, "close");
                 has_keep_alive |= http_list_has_token(f->value, "keep-alive");
         }
-        if (has_close || atomic_load_explicit(&c->ctx->draining, memory_order_relaxed) ||
-            c->site->config.keepalive_timeout_usec == 0)
-                return false;
-        return req->minor_version >= 1 || has_keep_alive;
+        return has_close || (req->minor_version == 0 && !has_keep_alive);
+}
+
+static bool want_keep_alive(const Conn *c) {
+        return !c->client_closes && !atomic_load_explicit(&c->ctx->draining, memory_order_relaxed) &&
+               c->site->config.keepalive_timeout_usec > 0;
 }
 
 static int parse_content_length(Slice v, uint64_t *ret) {
@@ -385,7 +390,8 @@ static void handle_request(Conn *c, const HttpRequest *req) {
 
         atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
         record_request(c, req);
-        c->close_after = !want_keep_alive(c, req);
+        c->client_closes = client_closes(req);
+        c->close_after = !want_keep_alive(c);
 
         int status = check_framing(c, req);
         if (status != 0) {
@@ -405,7 +411,7 @@ static void buffer_consume(Conn *c, size_t n) {
 static void reject_request(Conn *c, int status) {
         atomic_fetch_add_explicit(&c->ctx->n_requests, 1, memory_order_relaxed);
         record_request(c, NULL);
-        c->head_only = c->http10 = false;
+        c->head_only = c->http10 = c->client_closes = false;
         c->close_after = true;
         c->in_len = 0;
         serve_error(c, status);

@@ -108,6 +108,7 @@ struct Conn {
         int file_fd;
         bool responding;
         bool close_after;
+        bool client_closes; /* the request said it is the last (RFC 9112 §9.6) */
         bool head_only; /* the request was HEAD */
         bool http10;
         int status;
@@ -157,7 +158,9 @@ void conn_body_file(Conn *c, uint64_t offset, uint64_t length);
 void conn_send_timeout(Conn *c);
 
 /* True when nothing of a next request has arrived (in our buffer or, checked
- * without blocking, in the socket): safe to close while draining. */
+ * without blocking, in the socket) yet. Bytes may still be on the way, so
+ * this only makes it safe to end the connection with a lingering close, or
+ * to close it at once when the client said its request was the last. */
 bool conn_is_idle(const Conn *c);
 
 /* True when the connection has sent nothing yet on a new request; used to

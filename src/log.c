@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX 2048
@@ -15,8 +17,17 @@
 _Atomic int log_max_level = LOG_INFO;
 static bool log_prefix = true;
 
+/* systemd connects a service's stderr to journald and says so with
+ * JOURNAL_STREAM=DEVICE:INODE (systemd.exec(5)); only a stream that is
+ * still that one understands "<N>". A terminal, a file or a pipe gets plain
+ * lines. */
 void log_open(void) {
-        log_prefix = !isatty(STDERR_FILENO);
+        const char *stream = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        log_prefix = stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 &&
+                     fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
 static const char *const level_names[] = {
@@ -70,4 +81,31 @@ int log_internal(int level, int error, const char *format, ...) {
         line[n++] = '\n';
         (void) !write(STDERR_FILENO, line, (size_t) n);
         return -error;
+}
+
+static uint64_t monotonic_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000U + (uint64_t) ts.tv_nsec / 1000U;
+}
+
+bool log_ratelimit_pass(LogRateLimit *rl, unsigned *ret_suppressed) {
+        uint64_t now = monotonic_usec();
+        bool pass;
+
+        pthread_mutex_lock(&rl->lock);
+        if (rl->window_start_usec == 0 || now - rl->window_start_usec >= LOG_RATELIMIT_INTERVAL_USEC) {
+                rl->window_start_usec = now;
+                rl->n_in_window = 0;
+        }
+        pass = rl->n_in_window < LOG_RATELIMIT_BURST;
+        if (pass) {
+                rl->n_in_window++;
+                *ret_suppressed = rl->n_suppressed;
+                rl->n_suppressed = 0;
+        } else
+                rl->n_suppressed++;
+        pthread_mutex_unlock(&rl->lock);
+        return pass;
 }

@@ -8,15 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "acceptor.h"
 #include "config.h"
 #include "conn.h"
+#include "file.h"
 #include "listen.h"
 #include "log.h"
 #include "mime.h"
 #include "pool.h"
+#include "reload.h"
 #include "site.h"
 
 #define EXIT_USAGE 64  /* EX_USAGE */
@@ -25,16 +29,30 @@
 typedef struct Options {
         const char *config_path;
         bool test_only;
+        pid_t reload_pid; /* -r: check the file, then have this daemon reload it */
 } Options;
 
 static void help(void) {
-        printf("Usage: webpoold [-c FILE] [-t] [-h] [-V]\n"
+        printf("Usage: webpoold [-c FILE] [-t | -r PID] [-h] [-V]\n"
                "Serve static files over HTTP/1.1.\n\n"
                "  -c FILE  configuration file (default %s)\n"
                "  -t       check the configuration and exit (0 valid, 78 invalid)\n"
+               "  -r PID   check the configuration, then have the daemon PID reload it\n"
+               "           and wait for it (0 reloaded, 78 invalid, 1 refused or no answer)\n"
                "  -h       show this help\n"
                "  -V       show the version\n",
                CONFIG_DEFAULT_PATH);
+}
+
+static int parse_pid(const char *s, pid_t *ret) {
+        char *end;
+
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno != 0 || end == s || *end != '\0' || v <= 1 || v > INT32_MAX)
+                return -EINVAL;
+        *ret = (pid_t) v;
+        return 0;
 }
 
 /* Returns 1 to go on, 0 to exit successfully, or a negative errno. */
@@ -42,13 +60,19 @@ static int parse_argv(int argc, char *argv[], Options *ret) {
         Options o = { .config_path = CONFIG_DEFAULT_PATH };
         int opt;
 
-        while ((opt = getopt(argc, argv, "c:thV")) >= 0)
+        while ((opt = getopt(argc, argv, "c:tr:hV")) >= 0)
                 switch (opt) {
                 case 'c':
                         o.config_path = optarg;
                         break;
                 case 't':
                         o.test_only = true;
+                        break;
+                case 'r':
+                        if (parse_pid(optarg, &o.reload_pid) < 0) {
+                                fprintf(stderr, "webpoold: -r needs a process ID, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
                         break;
                 case 'h':
                         help();
@@ -86,8 +110,10 @@ static void check_nofile_limit(const Config *c) {
         struct rlimit rl;
         uint64_t wanted = (uint64_t) c->max_connections * 2U + 64U;
 
+        /* notice, not warning: nothing fails, accepting only pauses sooner;
+         * and containers cap LimitNOFILE= below what the unit asks. */
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
-                log_warning("max_connections=%u needs about %" PRIu64 " file descriptors but the limit is %llu; "
+                log_notice("max_connections=%u needs about %" PRIu64 " file descriptors but the limit is %llu; "
                             "raise LimitNOFILE= or expect accepting to pause near the limit.",
                             c->max_connections, wanted, (unsigned long long) rl.rlim_cur);
 }
@@ -121,7 +147,24 @@ static int open_listeners(const Config *c, int fds[static LISTEN_MAX_FDS], size_
         return 0;
 }
 
+/* Chosen once, before the workers start; a reload keeps the choice. */
+static int resolver_error;
+
+static void choose_resolver(int root_fd) {
+        file_set_resolver(file_probe_resolver(root_fd, &resolver_error));
+}
+
+static void describe_resolver(char *out, size_t size) {
+        FileResolver r = file_get_resolver();
+
+        if (r == FILE_RESOLVE_OPENAT2)
+                snprintf(out, size, "%s", file_resolver_to_string(r));
+        else
+                snprintf(out, size, "%s (openat2: %s)", file_resolver_to_string(r), strerror(resolver_error));
+}
+
 static void log_startup(const Config *c, const int *fds, size_t n, const MimeTable *mime) {
+        char resolver[160];
         char addresses[1024] = "";
         size_t len = 0;
 
@@ -131,8 +174,9 @@ static void log_startup(const Config *c, const int *fds, size_t n, const MimeTab
                 len += (size_t) snprintf(addresses + len, sizeof(addresses) - len, "%s%s",
                                          i > 0 ? ", " : "", one);
         }
-        log_info("webpoold %s serving %s on %s with %u worker thread(s), %u MIME types.",
-                 WEBPOOLD_VERSION, c->root, addresses, c->workers, mime_table_size(mime));
+        describe_resolver(resolver, sizeof(resolver));
+        log_info("webpoold %s serving %s on %s with %u worker thread(s), %u MIME types; paths resolved by %s.",
+                 WEBPOOLD_VERSION, c->root, addresses, c->workers, mime_table_size(mime), resolver);
         (void) sd_notifyf(0, "READY=1\nSTATUS=Serving %s on %s with %u worker thread(s)",
                           c->root, addresses, c->workers);
 }
@@ -212,6 +256,31 @@ static int open_access_log(ServeContext *ctx, const Config *config) {
         return 0;
 }
 
+/* The file was checked here first, so a refusal now means it changed in
+ * between, or the daemon could not open what it names. */
+static int ask_reload(const Options *o) {
+        char proc[32];
+        struct stat st;
+
+        /* The answer comes back as a signal, which only the same user may
+         * send: ExecReload= runs as the service's user, as it must. */
+        snprintf(proc, sizeof(proc), "/proc/%d", (int) o->reload_pid);
+        if (stat(proc, &st) == 0 && st.st_uid != geteuid()) {
+                log_error("Process %d runs as uid %u: run webpoold -r as that user (ExecReload= does).",
+                          (int) o->reload_pid, (unsigned) st.st_uid);
+                return EXIT_FAILURE;
+        }
+        int r = reload_request(o->reload_pid);
+
+        if (r == -ETIMEDOUT)
+                log_error("Process %d did not answer the reload request within %d s.", (int) o->reload_pid,
+                          RELOAD_ANSWER_TIMEOUT_SEC);
+        else if (r < 0)
+                log_error_errno(r, "Process %d did not reload %s (%m); its log says why.", (int) o->reload_pid,
+                                o->config_path);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 static int run(const Options *o) {
         ServeContext ctx = { .site_lock = PTHREAD_MUTEX_INITIALIZER };
         char error[SITE_ERROR_MAX];
@@ -226,10 +295,15 @@ static int run(const Options *o) {
                 printf("webpoold: configuration file %s is valid\n", o->config_path);
                 return EXIT_SUCCESS;
         }
+        if (o->reload_pid > 0) {
+                site_unref(site);
+                return ask_reload(o);
+        }
         serve_context_set_site(&ctx, site);
         const Config *config = &site->config; /* the startup one; reloads swap ctx.site */
 
         log_set_max_level(config->log_level);
+        choose_resolver(site->root_fd);
         raise_nofile_limit();
         check_nofile_limit(config);
         setup_signals();

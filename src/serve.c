@@ -61,9 +61,16 @@ static const char *builtin_page(int status) {
         return builtin_pages[ELEMENTSOF(builtin_pages) - 1].page;
 }
 
+/* Faults answered with 5xx are logged at err, refusals caused by file
+ * permissions at notice; each through its own limiter, shared by every
+ * worker, so that a flood of such requests cannot fill the journal. */
+static LogRateLimit fault_log_limit = LOG_RATELIMIT_INIT;
+static LogRateLimit denied_log_limit = LOG_RATELIMIT_INIT;
+
 /* Cannot overflow again: no request-supplied value goes into this head. */
 static void respond_overflow(Conn *c) {
-        log_warning("Response head does not fit in %zu bytes, answering 500.", sizeof(c->head));
+        (void) log_ratelimited_errno(LOG_ERR, &fault_log_limit, 0,
+                                     "Response head does not fit in %zu bytes, answering 500.", sizeof(c->head));
         c->close_after = true;
         conn_head_start(c, 500);
         conn_head_append(c, "Content-Length: 0\r\n");
@@ -110,6 +117,37 @@ void serve_error(Conn *c, int status) {
         if (status == 404 && page[0] && respond_error_page(c, page))
                 return;
         respond_builtin(c, status, status == 405 || status == 501 ? SERVE_ALLOW : NULL);
+}
+
+/* A request path as it may appear in the log: bytes that are not printable
+ * ASCII (a terminal escape, say) are written as \xHH. */
+static const char *printable_path(const char *path, char *out, size_t size) {
+        size_t n = 0;
+
+        for (const unsigned char *p = (const unsigned char *) path; *p && n + 5 < size; p++)
+                if (*p >= 0x20 && *p < 0x7f && *p != '\\')
+                        out[n++] = (char) *p;
+                else
+                        n += (size_t) snprintf(out + n, size - n, "\\x%02x", *p);
+        out[n] = '\0';
+        return out;
+}
+
+/* Answers a request whose file could not be opened. */
+static void serve_open_failure(Conn *c, const char *path, int error) {
+        int status = file_status_for_error(error);
+        char shown[512];
+
+        if (status >= 500)
+                (void) log_ratelimited_errno(LOG_ERR, &fault_log_limit, error,
+                                             "Failed to open %s beneath %s, answering %d: %m",
+                                             printable_path(path, shown, sizeof(shown)), c->site->config.root,
+                                             status);
+        else if (error == -EACCES)
+                (void) log_ratelimited_errno(LOG_NOTICE, &denied_log_limit, error,
+                                             "Cannot open %s beneath %s, answering 403: %m",
+                                             printable_path(path, shown, sizeof(shown)), c->site->config.root);
+        serve_error(c, status);
 }
 
 static bool is_path_char(unsigned char ch) {
@@ -387,6 +425,8 @@ static void respond_multipart(Conn *c, Representation *rep, const Range *ranges,
         char *text = multipart_text(rep, ranges, n, boundary, lengths, &total);
         if (!text) {
                 (void) safe_close(rep->fd);
+                (void) log_ratelimited_errno(LOG_ERR, &fault_log_limit, ENOMEM,
+                                             "Failed to build a multipart/byteranges body, answering 500: %m");
                 return serve_error(c, 500);
         }
         conn_head_start(c, 206);
@@ -460,7 +500,7 @@ static void serve_directory(Conn *c, const HttpRequest *req, const char *dir_pat
         if (fd == -ENOENT)
                 return serve_error(c, 403);
         if (fd < 0)
-                return serve_error(c, file_status_for_error(fd));
+                return serve_open_failure(c, path, fd);
         if (!S_ISREG(st.st_mode)) {
                 (void) safe_close(fd);
                 return serve_error(c, 403);
@@ -485,7 +525,7 @@ static void serve_target(Conn *c, const HttpRequest *req) {
 
         int fd = file_open_beneath(c->site->root_fd, path, &st);
         if (fd < 0)
-                return serve_error(c, file_status_for_error(fd));
+                return serve_open_failure(c, path, fd);
         if (S_ISREG(st.st_mode)) {
                 if (path[len - 1] == '/') { /* "/file.txt/" names no directory */
                         (void) safe_close(fd);

@@ -2,12 +2,14 @@
 #include "site.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "file.h"
 #include "macro.h"
+#include <unistd.h>
 
 int site_new(const Config *config, Site **ret) {
         Site *site = malloc(sizeof(Site));
@@ -16,8 +18,12 @@ int site_new(const Config *config, Site **ret) {
 
         site->config = *config;
         site->root_fd = file_open_root(config->root);
-        if (site->root_fd < 0) {
-                int r = site->root_fd;
+        /* O_PATH opens a directory we may not search; serving from it would
+         * answer 403 to everything, so refuse it now, with the reason. */
+        int r = site->root_fd < 0 ? site->root_fd
+                : faccessat(site->root_fd, ".", X_OK, AT_EACCESS) < 0 ? -errno : 0;
+        if (r < 0) {
+                (void) safe_close(site->root_fd);
                 free(site);
                 return r;
         }

@@ -14,14 +14,39 @@ import time
 
 import pytest
 
+import seccomp
+
 BIN = os.path.abspath(os.environ.get("WEBPOOLD_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "webpoold"))
 
 HANG_BOUND = 30  # seconds; only to catch hangs
 
+# WEBPOOLD_TEST_NO_OPENAT2=1 starts every Daemon under a seccomp filter that
+# answers openat2() with ENOSYS, as systemd's RestrictSUIDSGID= does, so the
+# suite runs against the daemon's other path resolver.
+NO_OPENAT2 = os.environ.get("WEBPOOLD_TEST_NO_OPENAT2") == "1"
+RESOLVER_MARK = "openat(O_NOFOLLOW)" if NO_OPENAT2 else "openat2(RESOLVE_BENEATH)"
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:", "WARNING: ThreadSanitizer",
                      "ERROR: ThreadSanitizer")
+
+
+def daemon_argv(conf):
+    """The command that starts the daemon on conf (under the filter when
+    the suite runs against the walking resolver)."""
+    argv = [BIN, "-c", str(conf)]
+    return seccomp.without_openat2(argv) if NO_OPENAT2 else argv
+
+
+def as_journal_stream(log, env=None):
+    """env (default: ours) saying that log is journald's stream, as systemd
+    says it with JOURNAL_STREAM=, so the daemon prefixes each line with its
+    priority ("<3>...") the way journald reads it."""
+    env = dict(os.environ if env is None else env)
+    st = os.fstat(log.fileno())
+    env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    return env
 
 
 def free_port():
@@ -60,8 +85,9 @@ class Daemon:
     def start(self, env=None, pass_fds=(), wait=True):
         self.write_config()
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([BIN, "-c", str(self.conf)], stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env, pass_fds=pass_fds)
+        self.proc = subprocess.Popen(daemon_argv(self.conf), stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=as_journal_stream(self.log, env),
+                                     pass_fds=pass_fds)
         if wait:
             self.wait_ready()
         return self
@@ -71,7 +97,11 @@ class Daemon:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"webpoold exited with {self.proc.returncode}:\n{self.output()}")
-            if "serving" in self.output():
+            out = self.output()
+            if "serving" in out:
+                # The resolver the suite meant to test is the one serving.
+                startup = next(line for line in out.splitlines() if "serving" in line)
+                assert RESOLVER_MARK in startup, startup
                 return
             time.sleep(0.02)
         raise AssertionError("webpoold did not become ready:\n" + self.output())

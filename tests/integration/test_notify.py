@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import BIN, free_port
+from conftest import BIN, as_journal_stream, free_port
 from rawhttp import Client, get
 
 HANG = 30  # seconds: only to catch hangs
@@ -353,7 +353,7 @@ def launch(d, env, env_updates, fds=(), wait=True):
     d.proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, BIN, str(d.conf), json.dumps(env_updates),
          json.dumps([f for f in fds])],
-        stdout=d.log, stderr=subprocess.STDOUT, env=env, pass_fds=tuple(fds))
+        stdout=d.log, stderr=subprocess.STDOUT, env=as_journal_stream(d.log, env), pass_fds=tuple(fds))
     if wait:
         d.wait_ready()
     return d

@@ -10,10 +10,11 @@ next one, exactly as it would across `systemctl restart`.
 The load client is strict: every request must get a complete, byte-exact
 200. The only exception is the one RFC 9112 §9.3.1 allows for idempotent
 requests: a request sent on a reused keep-alive connection that the server
-closed as it idled, before a single byte of the response came back, may be
-retried on a new connection. Such retries are counted and reported apart;
-anything else is a failure. Reloads must not close connections at all, so
-there even retries must be zero.
+closed cleanly as it idled (a FIN, no RST), before a single byte of the
+response came back, may be retried on a new connection. Such retries are
+counted and reported apart; a reset, even one that follows the FIN, is a
+failure and counted on its own, and so is anything else. Reloads must not
+close connections at all, so there even retries must be zero.
 
 All tests run workers under load and are marked `concurrency`, so they also
 run against the ThreadSanitizer build: loads are sized by time, not by
@@ -128,27 +129,45 @@ def recv_nothing_for(sock, seconds):
 class Closed(Exception):
     """The server closed (EOF or reset) after `got` bytes of the response."""
 
-    def __init__(self, got):
+    def __init__(self, got, reset=None):
         super().__init__(got)
         self.got = got
+        self.reset = reset  # how a reset showed, None for a clean EOF
+
+
+TCP_CLOSE_WAIT = 8  # tcpi_state, include/net/tcp_states.h
+
+
+def reset_after_eof(sock):
+    """After the server's FIN, a server that then resets (it closed with the
+    request unread, or the request reached a closed socket) leaves the
+    client's socket CLOSED with EPIPE pending, where a clean one leaves it
+    in CLOSE_WAIT: the EOF already read hides that from recv(). Returns how
+    it showed, or None."""
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    if err or state != TCP_CLOSE_WAIT:
+        return f"SO_ERROR {err}, tcpi_state {state}"
+    return None
 
 
 class ThreadStats:
     def __init__(self):
         self.requests = 0    # complete, verified 200 responses
-        self.retries = 0     # RFC 9112 §9.3.1 retries (reused connection, 0 bytes)
+        self.retries = 0     # RFC 9112 §9.3.1 retries (reused connection, 0 bytes, FIN)
+        self.resets = 0      # also in failures
         self.reconnects = 0  # after a complete response with Connection: close
         self.connects = 0
         self.failures = []
 
 
-def _recv_into(sock, buf):
+def _recv_into(sock, buf, got):
     try:
         data = sock.recv(256 * KIB)
-    except ConnectionResetError:
-        data = b""
+    except ConnectionResetError as e:
+        raise Closed(got, f"recv: {e!r}") from None
     if not data:
-        raise EOFError
+        raise Closed(got)
     buf += data
     return len(data)
 
@@ -157,22 +176,19 @@ def read_response(sock, buf):
     """Reads one response framed by Content-Length. Returns (status,
     headers with lower-case names, body). Raises Closed(bytes received)."""
     got = 0
-    try:
-        while (end := buf.find(b"\r\n\r\n")) < 0:
-            got += _recv_into(sock, buf)
-        head = bytes(buf[:end]).decode("latin-1").split("\r\n")
-        version, status = head[0].split(" ", 2)[:2]
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if "content-length" not in headers:
-            raise AssertionError(f"no Content-Length in {head!r}")
-        n = int(headers["content-length"])
-        while len(buf) - (end + 4) < n:
-            got += _recv_into(sock, buf)
-    except EOFError:
-        raise Closed(got) from None
+    while (end := buf.find(b"\r\n\r\n")) < 0:
+        got += _recv_into(sock, buf, got)
+    head = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    version, status = head[0].split(" ", 2)[:2]
+    headers = {}
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "content-length" not in headers:
+        raise AssertionError(f"no Content-Length in {head!r}")
+    n = int(headers["content-length"])
+    while len(buf) - (end + 4) < n:
+        got += _recv_into(sock, buf, got)
     body = bytes(buf[end + 4:end + 4 + n])
     del buf[:end + 4 + n]
     return version, int(status), headers, body
@@ -222,6 +238,7 @@ class Load:
         return {
             "requests": self.requests(),
             "retries": sum(s.retries for s in self.stats),
+            "resets": sum(s.resets for s in self.stats),
             "reconnects": sum(s.reconnects for s in self.stats),
             "connects": sum(s.connects for s in self.stats),
             "failures": len(failures),
@@ -263,11 +280,20 @@ class Load:
             try:
                 try:
                     sock.sendall(req)
-                except (BrokenPipeError, ConnectionResetError):
-                    raise Closed(0) from None
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    raise Closed(0, f"send: {e!r}") from None
                 version, status, headers, body = read_response(sock, buf)
             except Closed as e:
+                if e.reset is None and e.got == 0 and reused:
+                    time.sleep(0.05)  # for a reset sent in answer to the request
+                    e.reset = reset_after_eof(sock)
                 drop()
+                if e.reset is not None:
+                    st.resets += 1
+                    st.failures.append(f"{path}: reset after {e.got} response bytes ({e.reset}, "
+                                       f"{'reused' if reused else 'new'} connection)")
+                    k += 1
+                    continue
                 if e.got == 0 and reused:
                     st.retries += 1  # same request again, on a new connection
                     continue
@@ -316,7 +342,7 @@ def write_load_files(root):
 def report(name, totals, **extra):
     figures = ", ".join(f"{k}={v}" for k, v in extra.items())
     print(f"\n[{name}] requests={totals['requests']} retries={totals['retries']} "
-          f"failures={totals['failures']} reconnects={totals['reconnects']} "
+          f"resets={totals['resets']} failures={totals['failures']} reconnects={totals['reconnects']} "
           f"connects={totals['connects']} duration={totals['duration']:.2f}s"
           + (f" {figures}" if figures else ""))
 
@@ -489,6 +515,7 @@ def test_restart_under_load_loses_no_request(make_daemon, held_socket, webpoold_
 
     assert finish(a) == 0 and rc_a == 0, f"A exited with {rc_a}:\n{a.output()}"
     assert "worker thread(s) joined" in a.output(), a.output()
+    assert totals["resets"] == 0, f"the restart reset connections: {totals['first_failures']}"
     assert_no_failures(totals)
     assert totals["requests"] >= 1000, totals
     assert totals["requests"] - at_a_exit >= 200, f"B served little of the load: {totals}"

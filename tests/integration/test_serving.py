@@ -21,7 +21,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, free_port
+from conftest import BIN, daemon_argv, free_port
 from rawhttp import Client, build_request, exchange, get
 
 IMF_FIXDATE = re.compile(
@@ -1023,14 +1023,14 @@ def test_socket_activation(make_daemon, launcher):
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(16)
         port = lsock.getsockname()[1]
-        cmd = [sys.executable, "-c", LAUNCHER, str(lsock.fileno()), BIN, "-c", str(d.conf)]
+        cmd = [sys.executable, "-c", LAUNCHER, str(lsock.fileno()), *daemon_argv(d.conf)]
         d.proc = subprocess.Popen(cmd, stdout=d.log, stderr=subprocess.STDOUT, env=env,
                                   pass_fds=(lsock.fileno(),))
         lsock.close()
     else:
         tool = shutil.which("systemd-socket-activate") or "/usr/bin/systemd-socket-activate"
         port = free_port()
-        cmd = [tool, "-l", f"127.0.0.1:{port}", BIN, "-c", str(d.conf)]
+        cmd = [tool, "-l", f"127.0.0.1:{port}", *daemon_argv(d.conf)]
         d.proc = subprocess.Popen(cmd, stdout=d.log, stderr=subprocess.STDOUT, env=env)
         # The tool starts the program on the first connection, like a
         # systemd socket unit with Accept=no.
