@@ -3,16 +3,22 @@
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
-UNITDIR ?= $(PREFIX)/lib/systemd/system
-SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+# systemd's own directories when installing into /usr (Debian 12 says
+# /lib/systemd/system); under any other prefix, that prefix's.
+SYSTEMD_DIR = $(if $(filter /usr,$(PREFIX)),$(shell pkg-config --variable=$(1) systemd 2>/dev/null))
+UNITDIR ?= $(or $(call SYSTEMD_DIR,systemdsystemunitdir),$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(call SYSTEMD_DIR,sysusersdir),$(PREFIX)/lib/sysusers.d)
 DATADIR ?= $(PREFIX)/share
 SYSCONFDIR ?= /etc
 # The document root conf/webpoold.conf names; install puts the default page
-# there only if it does not exist yet.
+# there only if it does not exist yet (a package does that in its postinst
+# instead, and sets INSTALL_DEFAULT_ROOT=no).
 WWWDIR ?= /var/www/html
+INSTALL_DEFAULT_ROOT ?= yes
 DESTDIR ?=
 
-VERSION := 0.1.0
+# One source of truth: the Debian changelog's newest entry.
+VERSION := ${shell sed -n '1s/^webpoold (\([^)]*\)).*/\1/p' packaging/debian/changelog}
 BUILD ?= build
 SANFLAGS ?=
 CFLAGS ?= -O2 -g
@@ -27,7 +33,7 @@ WARNINGS := -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wstrict-prototyp
 # CI passes WERROR=-Werror; a clean build prints no warning either way.
 WERROR ?=
 ALL_CFLAGS = -std=gnu17 $(WARNINGS) $(WERROR) -D_GNU_SOURCE -DWEBPOOLD_VERSION='"$(VERSION)"' \
-	-Isrc $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS) -MMD -MP
+	-Isrc $(PKG_CFLAGS) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 SRCS := $(wildcard src/*.c)
@@ -151,7 +157,8 @@ install: all
 	else \
 		install -D -m 0644 conf/webpoold.conf $(DESTDIR)$(SYSCONFDIR)/webpoold.conf; \
 	fi
-	@if [ -e $(DESTDIR)$(WWWDIR) ]; then \
+	@if [ "$(INSTALL_DEFAULT_ROOT)" != yes ]; then :; \
+	elif [ -e $(DESTDIR)$(WWWDIR) ]; then \
 		echo "Keeping existing $(DESTDIR)$(WWWDIR)"; \
 	else \
 		install -D -m 0644 conf/default-site/index.html $(DESTDIR)$(WWWDIR)/index.html; \
@@ -174,6 +181,41 @@ clean:
 	rm -rf build
 
 -include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
+
+# ---- packages ----------------------------------------------------------------
+# `make deb` builds webpoold_VERSION_ARCH.deb with dpkg-buildpackage from a
+# copy of the tree (the debian/ directory comes from packaging/debian, the
+# sysusers entry from systemd/), so the checkout stays clean. `make
+# check-deb` also runs lintian, which must report no error or warning, and
+# checks what the package holds.
+
+DEB_DEPS := $(BUILD_DEPS) debhelper dpkg-dev lintian libcmocka-dev systemd
+DEB_BUILD ?= $(BUILD)/deb
+DEB_TREE = $(DEB_BUILD)/webpoold-$(VERSION)
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_FILE = $(DEB_BUILD)/webpoold_$(VERSION)_$(DEB_ARCH).deb
+
+.PHONY: deb deb-deps deb-build check-deb
+
+deb-deps:
+	$(call install_missing,$(DEB_DEPS))
+
+deb: deb-deps
+	$(MAKE) deb-build
+
+deb-build:
+	rm -rf $(DEB_BUILD)
+	mkdir -p $(DEB_TREE)
+	tar -c --exclude=./build --exclude=./.git --exclude=__pycache__ --exclude=.pytest_cache . \
+		| tar -x -C $(DEB_TREE)
+	cp -r packaging/debian $(DEB_TREE)/debian
+	cp systemd/webpoold.sysusers $(DEB_TREE)/debian/webpoold.sysusers
+	cd $(DEB_TREE) && dpkg-buildpackage -us -uc -b
+	@echo "Built $(DEB_FILE)"
+
+check-deb: deb
+	$(PYTHON) tests/package/check_deb.py $(DEB_FILE)
+# ---- end of packages ---------------------------------------------------------
 
 # ---- fuzz ------------------------------------------------------------------
 # libFuzzer harnesses (tests/fuzz/README.md). `make fuzz` installs clang and
@@ -229,24 +271,21 @@ $(FUZZ_BUILD):
 # ---- e2e -------------------------------------------------------------------
 # webpoold under a real systemd (tests/e2e/README.md): a Debian bookworm
 # guest booted with systemd-nspawn (systemd as PID 1), webpoold installed
-# into it from a staged `make install` and driven with systemctl, journalctl
-# and HTTP. Needs root. The guest's root file system is built once with
-# debootstrap from this machine's apt mirror and cached in
-# /var/cache/webpoold-e2e/.
+# into it from its .deb and driven with systemctl, journalctl and HTTP.
+# Needs root. The guest's root file system is built once with debootstrap
+# from this machine's apt mirror and cached in /var/cache/webpoold-e2e/.
 
 E2E_DEPS := debootstrap debian-archive-keyring systemd-container zstd python3 systemd
-E2E_STAGE ?= $(BUILD)/e2e-stage
 
 .PHONY: check-e2e e2e-deps
 
 e2e-deps:
 	$(call install_missing,$(BUILD_DEPS) $(E2E_DEPS))
 
-# The staged install is what a package build makes; run.py copies it into
-# the guest and runs the post-install commands there.
-check-e2e: e2e-deps
-	$(MAKE) all
-	rm -rf $(E2E_STAGE)
-	$(MAKE) install DESTDIR=$(abspath $(E2E_STAGE)) PREFIX=/usr
-	$(PYTHON) tests/e2e/run.py --stage $(E2E_STAGE) --binary $(BUILD)/webpoold $(if $(E2E_ONLY),--only $(E2E_ONLY))
+# The guest installs the .deb `make deb` builds, with dpkg, as an
+# administrator would (its maintainer scripts create the user and start the
+# socket).
+check-e2e: e2e-deps deb
+	$(PYTHON) tests/e2e/run.py --deb $(DEB_FILE) --binary $(DEB_TREE)/build/webpoold \
+		$(if $(E2E_ONLY),--only $(E2E_ONLY))
 # ---- end of e2e ------------------------------------------------------------

@@ -10,8 +10,12 @@ until the behaviour it describes is there."""
 import re
 import secrets
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from counted import Counted  # noqa: E402  (tests/counted.py)
 
 from guest import ini_set, wait_for
 from webclient import KeepAliveLoad, SlowDownload, fetch, try_fetch
@@ -57,31 +61,20 @@ MAX_EXPOSURE = 0.5
 README_EXPOSURE_RE = re.compile(r"overall exposure level ([0-9.]+)")
 
 
-class Run:
+class Run(Counted):
     """What every check needs: the guest, the results, and what the install
     put in place (the configuration as installed, the test files)."""
 
-    def __init__(self, guest, repo, binary):
+    def __init__(self, guest, repo, binary, deb):
+        super().__init__()
         self.g = guest
+        self.deb = "/e2e/" + deb    # the package, as the guest sees it
+        self.files_before = None    # the guest's files before the install
         self.repo = Path(repo)
         self.binary = Path(binary)
-        self.passed = self.failed = 0
         self.conf = None        # /etc/webpoold.conf as installed
         self.small = None       # body of SMALL
         self.big_sha = None
-
-    def check(self, name, ok, why=""):
-        if ok:
-            self.passed += 1
-            print(f"PASS: {name}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL: {name} ({why})", flush=True)
-        return ok
-
-    def note(self, text):
-        print(f"      {text}", flush=True)
-
 
 def _rc(r):
     detail = (r.stderr or r.stdout).strip().replace("\n", " | ")
@@ -101,23 +94,36 @@ def _describe(resp, err):
 # --- install and the baseline --------------------------------------------------------
 
 def install(t):
-    """What an administrator does with a staged `make install` (bound at
-    /e2e): copy it over /, create the system user, load and enable."""
+    """What an administrator does with the package: dpkg -i. Its maintainer
+    scripts create the user, enable and start the socket."""
     g = t.g
-    # tar keeps the guest's /lib -> usr/lib symlinks and its directories' modes.
-    steps = [["sh", "-c", "tar -C /e2e -cf - . | tar -C / -xf - --keep-directory-symlink --no-overwrite-dir"]]
-    if g.exists("/e2e/usr/lib/sysusers.d/webpoold.conf"):
-        steps.append(["systemd-sysusers"])
-    else:
-        t.note("no /usr/lib/sysusers.d/webpoold.conf in the install: systemd-sysusers not run")
-    steps += [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "webpoold.socket"]]
-    bad = [(s, r) for s, r in ((s, g.run(*s)) for s in steps) if r.returncode != 0]
-    t.check("install: staged tree copied in, post-install commands succeed", not bad,
-            "; ".join(f"{' '.join(s)}: {_rc(r)}" for s, r in bad))
+    t.files_before = guest_files(g)
+    r = g.run("dpkg", "-i", t.deb)
+    t.check("install: dpkg -i of the package succeeds", r.returncode == 0, _rc(r))
     t.conf = g.read(CONF)
-    t.check("install: /etc/webpoold.conf installed", t.conf is not None, "missing")
+    conffiles = g.out("dpkg-query", "-W", "-f=${Conffiles}", "webpoold")
+    t.check("install: /etc/webpoold.conf is installed, as a conffile",
+            t.conf is not None and CONF in conffiles, f"conffiles: {conffiles!r}")
+    enabled = g.out("systemctl", "is-enabled", "webpoold.socket")
+    t.check("install: webpoold.socket is enabled", enabled == "enabled", enabled)
     check_libraries(t)
     check_units_as_shipped(t)
+
+
+# What the checks themselves create (test content, a site under /home) and
+# what the system keeps changing on its own are left out of the comparison
+# of the guest's files before install and after purge.
+UNTRACKED = ["/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/e2e", "/var/www", "/srv", "/home",
+             "/var/lib/dpkg", "/var/lib/apt", "/var/cache", "/var/log", "/var/lib/systemd",
+             "/etc/ld.so.cache", "/root",
+             # backups the shadow tools make of the user databases
+             "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-"]
+
+
+def guest_files(g):
+    prune = " -o ".join(f"-path {p}" for p in UNTRACKED)
+    r = g.sh(f"find / -xdev \\( {prune} \\) -prune -o -print")
+    return set(r.stdout.splitlines())
 
 
 def check_libraries(t):
@@ -653,6 +659,72 @@ def check_root_under_home(t):
             f"{_rc(r)}; {_describe(home, '')}")
 
 
+# --- 13 the package's life: upgrade, remove, purge ---------------------------------
+
+def newer_package(t):
+    """The same package with a higher version, as the next release would
+    be: what an upgrade installs."""
+    r = t.g.sh('rm -rf /tmp/up && dpkg-deb -R "$1" /tmp/up && '
+               'sed -i "s/^Version: .*/&+e2e1/" /tmp/up/DEBIAN/control && '
+               'dpkg-deb -b /tmp/up /tmp/webpoold-newer.deb >/dev/null', t.deb)
+    if r.returncode != 0:
+        raise RuntimeError(f"cannot make a newer package: {_rc(r)}")
+    return "/tmp/webpoold-newer.deb"
+
+
+def check_upgrade(t):
+    g = t.g
+    newer = newer_package(t)
+    edited = t.conf + "\n# edited by the administrator\n"
+    g.write(CONF, edited)
+    pid = g.main_pid()
+    with KeepAliveLoad(SMALL, t.small, n=50) as load:
+        started = wait_for(lambda: load.stats.requests >= 500, 30)
+        r = g.run("dpkg", "-i", newer, timeout=300)
+        done = load.stats.requests
+        went_on = wait_for(lambda: load.stats.requests >= done + 500, 30)
+    stats = load.stats
+    t.note(f"load during the upgrade: {stats.figures()}")
+    version = g.out("dpkg-query", "-W", "-f=${Version}", "webpoold")
+    new_pid = g.main_pid()
+    t.check("13 package: an upgrade over the running instance succeeds and restarts it",
+            r.returncode == 0 and version.endswith("+e2e1") and new_pid not in (0, pid)
+            and started and went_on,
+            f"{_rc(r)}; version {version}; MainPID {pid} -> {new_pid}; load before {bool(started)}, "
+            f"after {bool(went_on)}")
+    t.check("13 package: no failed request and no reset during the upgrade",
+            stats.requests > 0 and stats.failures == 0 and stats.resets == 0, stats.figures())
+    t.check("13 package: the edited /etc/webpoold.conf is kept", g.read(CONF) == edited,
+            "the conffile was replaced")
+    t.check("13 package: the socket stayed up through the upgrade (never restarted)",
+            g.show("webpoold.socket", "ActiveEnterTimestampMonotonic") == t.socket_since,
+            "webpoold.socket was restarted")
+
+
+def check_remove_and_purge(t):
+    g = t.g
+    r = g.run("apt-get", "remove", "-y", "webpoold", timeout=300)
+    states = [g.is_active(u) for u in UNITS]
+    answer = try_fetch("/")[0]
+    t.check("13 package: apt-get remove stops the socket and the service",
+            r.returncode == 0 and states == ["inactive", "inactive"] and answer is None,
+            f"{_rc(r)}; {states}; {_describe(answer, 'refused')}")
+    r = g.run("apt-get", "purge", "-y", "webpoold", timeout=300)
+    left = sorted(guest_files(g) - t.files_before)
+    units = g.out("systemctl", "list-unit-files", "--no-legend", "webpoold*")
+    user = g.run("getent", "passwd", "webpoold").stdout.strip()
+    dirs = [d for d in ("/var/log/webpoold", "/var/lib/webpoold", CONF) if g.exists(d)]
+    t.check("13 package: purge leaves no file, unit, user or directory behind",
+            r.returncode == 0 and not left and not units and not user and not dirs,
+            f"{_rc(r)}; files {left[:8]}; units {units!r}; user {user!r}; {dirs}")
+
+
+def check_package_life(t):
+    t.socket_since = t.g.show("webpoold.socket", "ActiveEnterTimestampMonotonic")
+    check_upgrade(t)
+    check_remove_and_purge(t)
+
+
 # --- 10 manual pages -----------------------------------------------------------------
 
 def check_manuals(t):
@@ -670,4 +742,4 @@ def check_manuals(t):
 
 GROUPS = [check_activation, check_status, check_reload, check_restart_under_load, check_stop_drains,
           check_watchdog, check_sandbox, check_journal, check_config_error, check_manuals,
-          check_resolution, check_root_under_home]
+          check_resolution, check_root_under_home, check_package_life]

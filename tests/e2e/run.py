@@ -2,13 +2,13 @@
 """webpoold under a real systemd: `make check-e2e` runs this as root.
 
 Boots a Debian bookworm guest (systemd as PID 1 in systemd-nspawn), installs
-webpoold into it from a staged `make install` the way an administrator
-would, and drives it with systemctl, journalctl and HTTP. Prints one
+webpoold into it from its .deb (dpkg -i) the way an administrator would,
+and drives it with systemctl, journalctl and HTTP. Prints one
 PASS/FAIL line per check and ends with "N passed, N failed"; exits 1 if any
 check failed, 2 if the guest could not be set up (a FAIL line too), 130
 when interrupted.
 
-Usage: run.py --stage DIR --binary FILE [--only 3,9]"""
+Usage: run.py --deb FILE --binary FILE [--only 3,9]"""
 
 import argparse
 import os
@@ -38,9 +38,9 @@ def log(text):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--stage", required=True, help="a `make install DESTDIR=... PREFIX=/usr` tree")
+    p.add_argument("--deb", required=True, help="the webpoold .deb to install")
     p.add_argument("--binary", required=True, help="the built webpoold, for ldd")
-    p.add_argument("--only", default="", help="comma-separated group numbers (1-12) to run after the install")
+    p.add_argument("--only", default="", help="comma-separated group numbers (1-13) to run after the install")
     return p.parse_args()
 
 
@@ -105,8 +105,8 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="webpoold-e2e.", dir=WORK_PARENT))
     (work / "root").mkdir()
     container = Container(work / "root", f"webpoold-e2e-{os.getpid()}-{secrets.token_hex(2)}",
-                          work / "console.log", binds=[(Path(args.stage).resolve(), "/e2e")])
-    t = checks.Run(Guest(container), REPO, args.binary)
+                          work / "console.log", binds=[(Path(args.deb).resolve().parent, "/e2e")])
+    t = checks.Run(Guest(container), REPO, args.binary, Path(args.deb).name)
     status = 2
     try:
         boot_guest(container, timings)
@@ -126,7 +126,7 @@ def main():
         timings.append(f"halt and clean up {time.monotonic() - start:.1f} s")
     timings.append(f"total {time.monotonic() - t0:.1f} s")
     log("timing: " + ", ".join(timings))
-    log(f"{t.passed} passed, {t.failed} failed")
+    log(t.summary())
     return status
 
 

@@ -219,7 +219,7 @@ def test_help(tmp_path):
     out = run("-h")
     assert out.returncode == 0
     assert "Usage" in out.stdout or "usage" in out.stdout
-    for option in ("-c", "-t", "-h", "-V"):
+    for option in ("-c", "-t", "-r", "-h", "-V"):
         assert option in out.stdout, option
 
 
@@ -228,10 +228,12 @@ def test_version_matches_makefile():
     assert out.returncode == 0
     m = re.fullmatch(r"webpoold (\d+\.\d+\.\d+\S*)\n", out.stdout)
     assert m, out.stdout
-    makefile = open(os.path.join(SOURCE_DIR, "Makefile")).read()
-    version = re.search(r"^VERSION\s*:?=\s*(\S+)", makefile, re.M)
-    if version:
-        assert m.group(1) == version.group(1)
+    # One source of truth: the newest entry of the Debian changelog, which
+    # the Makefile reads.
+    changelog = open(os.path.join(SOURCE_DIR, "packaging", "debian", "changelog")).readline()
+    version = re.match(r"webpoold \(([^)]+)\)", changelog)
+    assert version, changelog
+    assert m.group(1) == version.group(1)
 
 
 def test_extra_argument_is_usage_error(tmp_path):
