@@ -178,7 +178,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)/webpoold/html $(DESTDIR)$(DATADIR)/webpoold 2>/dev/null
 
 clean:
-	rm -rf build
+	rm -rf build $(DIST_FILE)
 
 -include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
 
@@ -195,7 +195,28 @@ DEB_TREE = $(DEB_BUILD)/webpoold-$(VERSION)
 DEB_ARCH = $(shell dpkg --print-architecture)
 DEB_FILE = $(DEB_BUILD)/webpoold_$(VERSION)_$(DEB_ARCH).deb
 
-.PHONY: deb deb-deps deb-build check-deb
+.PHONY: deb deb-deps deb-build check-deb dist check-dist rpm rpm-deps rpm-build check-rpm
+
+# `make dist`: webpoold-VERSION.tar.gz of the files git tracks (or, in an
+# unpacked tarball, of everything but build/), which builds and tests on
+# its own; `make check-dist` unpacks it elsewhere and proves that.
+DIST_NAME = webpoold-$(VERSION)
+DIST_FILE = $(DIST_NAME).tar.gz
+DIST_BUILD ?= $(BUILD)/dist
+
+dist:
+	rm -rf $(DIST_BUILD)
+	mkdir -p $(DIST_BUILD)/$(DIST_NAME)
+	if [ -d .git ] && command -v git >/dev/null; then \
+		git ls-files -z | tar --null -T - -cf - | tar -x -C $(DIST_BUILD)/$(DIST_NAME); \
+	else \
+		tar -c --exclude=./build --exclude='./webpoold-*.tar.gz' . | tar -x -C $(DIST_BUILD)/$(DIST_NAME); \
+	fi
+	tar -C $(DIST_BUILD) --sort=name --owner=0 --group=0 --numeric-owner -czf $(DIST_FILE) $(DIST_NAME)
+	@echo "Made $(DIST_FILE)"
+
+check-dist: dist
+	$(PYTHON) tests/package/check_dist.py $(DIST_FILE) $(VERSION)
 
 deb-deps:
 	$(call install_missing,$(DEB_DEPS))
@@ -203,11 +224,11 @@ deb-deps:
 deb: deb-deps
 	$(MAKE) deb-build
 
-deb-build:
+# Built from the dist tarball, so the package holds exactly what is released.
+deb-build: dist
 	rm -rf $(DEB_BUILD)
-	mkdir -p $(DEB_TREE)
-	tar -c --exclude=./build --exclude=./.git --exclude=__pycache__ --exclude=.pytest_cache . \
-		| tar -x -C $(DEB_TREE)
+	mkdir -p $(DEB_BUILD)
+	tar -C $(DEB_BUILD) -xzf $(DIST_FILE)
 	cp -r packaging/debian $(DEB_TREE)/debian
 	cp systemd/webpoold.sysusers $(DEB_TREE)/debian/webpoold.sysusers
 	cd $(DEB_TREE) && dpkg-buildpackage -us -uc -b
@@ -215,6 +236,28 @@ deb-build:
 
 check-deb: deb
 	$(PYTHON) tests/package/check_deb.py $(DEB_FILE)
+
+# `make rpm` builds the RPM with rpmbuild (Debian's package rpm). Its
+# BuildRequires name RPM packages, which dpkg cannot answer for, hence
+# --nodeps; make deb-deps has installed the same things under Debian names.
+RPM_BUILD ?= $(BUILD)/rpm
+
+rpm-deps:
+	$(call install_missing,$(BUILD_DEPS) rpm rpmlint)
+
+rpm: rpm-deps
+	$(MAKE) rpm-build
+
+rpm-build: dist
+	rm -rf $(RPM_BUILD)
+	mkdir -p $(RPM_BUILD)/SOURCES $(RPM_BUILD)/SPECS
+	cp $(DIST_FILE) $(RPM_BUILD)/SOURCES/
+	sed 's/@VERSION@/$(VERSION)/g' packaging/rpm/webpoold.spec.in > $(RPM_BUILD)/SPECS/webpoold.spec
+	rpmbuild -bb --nodeps --define "_topdir $(abspath $(RPM_BUILD))" $(RPM_BUILD)/SPECS/webpoold.spec
+	@ls $(RPM_BUILD)/RPMS/*/webpoold-$(VERSION)-*.rpm
+
+check-rpm: rpm
+	$(PYTHON) tests/package/check_rpm.py $(wildcard $(RPM_BUILD)/RPMS/*/webpoold-$(VERSION)-*.rpm) $(VERSION)
 # ---- end of packages ---------------------------------------------------------
 
 # ---- fuzz ------------------------------------------------------------------
