@@ -49,7 +49,7 @@ UNIT_EXTRA_serve := $(BUILD)/conn.o $(BUILD)/http.o $(BUILD)/file.o $(BUILD)/mim
 	$(BUILD)/precondition.o $(BUILD)/site.o $(BUILD)/config.o $(BUILD)/log.o $(BUILD)/util.o $(BUILD)/accesslog.o
 
 BUILD_DEPS := gcc make pkg-config libsystemd-dev libinih-dev media-types
-TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest systemd slowhttptest
+TEST_DEPS := $(BUILD_DEPS) libcmocka-dev python3 python3-pytest systemd slowhttptest mandoc
 
 .PHONY: all run check deps test-deps unit-tests check-unit check-integration \
 	check-asan check-tsan install uninstall clean
