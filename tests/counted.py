@@ -21,3 +21,8 @@ class Counted:
 
     def summary(self):
         return f"{self.passed} passed, {self.failed} failed"
+
+    def finish(self):
+        """Prints the closing line; returns the exit status."""
+        print(self.summary(), flush=True)
+        return 0 if self.failed == 0 else 1

@@ -29,6 +29,12 @@ def test_install_honours_destdir_and_prefix(tmp_path):
     unit = (dest / "opt/wp/lib/systemd/system/webpoold.service").read_text()
     assert "ExecStart=/opt/wp/sbin/webpoold -c /etc/webpoold.conf" in unit
     assert (dest / "opt/wp/lib/systemd/system/webpoold.socket").is_file()
+    assert (dest / "opt/wp/lib/sysusers.d/webpoold.conf").read_text() == \
+        open(os.path.join(REPO, "systemd/webpoold.sysusers")).read()
+    page = open(os.path.join(REPO, "conf/default-site/index.html")).read()
+    assert (dest / "opt/wp/share/webpoold/html/index.html").read_text() == page
+    # The document root did not exist: the default page is put there.
+    assert (dest / "var/www/html/index.html").read_text() == page
     version = subprocess.run([str(binary), "-V"], capture_output=True, text=True, timeout=10)
     assert version.returncode == 0 and version.stdout.startswith("webpoold ")
 
@@ -41,6 +47,15 @@ def test_install_keeps_an_edited_config(tmp_path):
                          capture_output=True, text=True, env=clean_env(), timeout=300)
     assert out.returncode == 0, out.stderr
     assert (dest / "etc/webpoold.conf").read_text() == "# mine\n"
+
+
+def test_install_leaves_an_existing_document_root_alone(tmp_path):
+    dest = tmp_path / "dest"
+    (dest / "var/www/html").mkdir(parents=True)
+    out = subprocess.run(["make", "-s", "-C", REPO, "install", f"DESTDIR={dest}"],
+                         capture_output=True, text=True, env=clean_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert list((dest / "var/www/html").iterdir()) == []
 
 
 def wait_for_demo(proc, deadline):

@@ -85,18 +85,14 @@ def version(t, deb, tmp):
 def main():
     deb = Path(sys.argv[1]).resolve()
     t = Counted()
-    if not deb.is_file():
-        print(f"FAIL: {deb} was built (no such file)")
-        print("0 passed, 1 failed")
-        return 1
-    with tempfile.TemporaryDirectory(prefix="webpoold-deb-") as d:
-        tmp = Path(d)
-        lintian(t, deb)
-        contents(t, deb)
-        control(t, deb, tmp)
-        version(t, deb, tmp)
-    print(t.summary())
-    return 0 if t.failed == 0 else 1
+    if t.check(f"{deb.name} was built", deb.is_file(), "no such file"):
+        with tempfile.TemporaryDirectory(prefix="webpoold-deb-") as d:
+            tmp = Path(d)
+            lintian(t, deb)
+            contents(t, deb)
+            control(t, deb, tmp)
+            version(t, deb, tmp)
+    return t.finish()
 
 
 if __name__ == "__main__":

@@ -52,12 +52,10 @@ def builds(t, tarball, version):
 def main():
     tarball, version = Path(sys.argv[1]).resolve(), sys.argv[2]
     t = Counted()
-    t.check(f"{tarball.name} exists", tarball.is_file(), "not made")
-    if tarball.is_file():
+    if t.check(f"{tarball.name} exists", tarball.is_file(), "not made"):
         contents(t, tarball, version)
         builds(t, tarball, version)
-    print(t.summary())
-    return 0 if t.failed == 0 else 1
+    return t.finish()
 
 
 if __name__ == "__main__":

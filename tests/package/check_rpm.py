@@ -53,8 +53,7 @@ def main():
                 t.note(f"rpmlint: {line}")
     else:
         t.note("rpmlint is not installed")
-    print(t.summary())
-    return 0 if t.failed == 0 else 1
+    return t.finish()
 
 
 if __name__ == "__main__":
