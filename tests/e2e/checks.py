@@ -48,7 +48,7 @@ def readme_recovery(repo):
     while lines and not lines[0].strip():
         lines.pop(0)
     commands = []
-    while lines and lines[0].startswith("      ") and lines[0].strip():
+    while lines and lines[0].startswith("    ") and lines[0].strip():
         commands.append(lines.pop(0).split())
     if not commands or any(c[0] != "systemctl" for c in commands):
         raise RuntimeError(f"README.md's recovery block is not systemctl commands: {commands}")
