@@ -76,6 +76,13 @@
 #define ACCEPTOR_PROGRESS_USEC (5 * USEC_PER_SEC)
 #define ACCEPTOR_EXIT_MARGIN_USEC (5 * USEC_PER_SEC)
 #define ACCEPTOR_LINGER_READ_MAX (64U * 1024U) /* per wakeup */
+/* The body of a request already answered is dropped for at most this long
+ * (or [timeouts] header, if shorter), however slowly it comes: nginx's
+ * lingering_time. */
+#define ACCEPTOR_DISCARD_MAX_USEC (30 * USEC_PER_SEC)
+/* Idle connections looked at for one to end when at the limit; ones that
+ * turn out to have a request waiting are left for their event. */
+#define ACCEPTOR_RECLAIM_TRIES 8
 
 enum {
         SOURCE_LISTENER = 1,
@@ -134,7 +141,8 @@ struct Acceptor {
         Conn *returned;
 
         ConnList lists[_LIST_MAX];
-        unsigned n_conns;
+        unsigned n_listed[_LIST_MAX];
+        unsigned n_conns; /* lingering ones included */
 
         unsigned pending_stops; /* signals read, acted on after the event batch */
         bool pending_reload;
@@ -163,6 +171,7 @@ static void list_insert(Acceptor *a, int list, Conn *c, uint64_t deadline) {
 
         c->list = list;
         c->deadline_usec = deadline;
+        a->n_listed[list]++;
         c->prev = after;
         c->next = after ? after->next : l->head;
         if (c->next)
@@ -188,6 +197,7 @@ static void list_remove(Acceptor *a, Conn *c) {
         else
                 l->tail = c->prev;
         c->prev = c->next = NULL;
+        a->n_listed[c->list]--;
         c->list = LIST_NONE;
 }
 
@@ -214,11 +224,30 @@ static void conn_close(Acceptor *a, Conn *c) {
         a->n_conns--;
 }
 
+/* A lingering connection has been answered and only waits for the client's
+ * EOF, so it does not count against max_connections; it still holds a
+ * descriptor, so it counts against the sockets the descriptor limit allows. */
+static unsigned n_active(const Acceptor *a) {
+        return a->n_conns - a->n_listed[LIST_LINGER];
+}
+
+static unsigned connection_limit(const Acceptor *a) {
+        return MIN(cfg(a)->max_connections, a->options.max_sockets);
+}
+
+/* Room for one more, counting connections we could end for it. */
+static bool may_accept(const Acceptor *a) {
+        bool idle = a->lists[LIST_IDLE].head;
+        bool slot = n_active(a) < connection_limit(a) || idle;
+        bool socket = a->n_conns < a->options.max_sockets || idle || a->lists[LIST_LINGER].head;
+        return slot && socket;
+}
+
 /* Resumes accepting once a pause has run out and there is room again. */
 static void maybe_resume_accepting(Acceptor *a, uint64_t now) {
         if (a->listeners_armed || a->draining || now < a->resume_accept_usec)
                 return;
-        if (a->n_conns < cfg(a)->max_connections)
+        if (may_accept(a))
                 listeners_arm(a, true);
 }
 
@@ -237,9 +266,11 @@ static void park(Acceptor *a, Conn *c, int list, uint64_t deadline, uint32_t eve
  * per wakeup. */
 static void linger_begin(Acceptor *a, Conn *c, uint64_t now) {
         list_remove(a, c);
-        if (shutdown(c->fd, SHUT_WR) < 0)
-                return conn_close(a, c);
         uint64_t bound = a->draining ? ACCEPTOR_DRAIN_LINGER_USEC : ACCEPTOR_LINGER_USEC;
+        /* A dead socket is closed by the next expiry, not here: this may run
+         * in the middle of an event batch that still holds an event for it. */
+        if (shutdown(c->fd, SHUT_WR) < 0)
+                bound = 0;
         park(a, c, LIST_LINGER, now + bound, EPOLLIN);
 }
 
@@ -297,13 +328,23 @@ static void worker_job(void *userdata) {
         }
 }
 
+/* On failure the connection is closed by the next expiry rather than at
+ * once, for the same reason as in linger_begin(). */
 static void park(Acceptor *a, Conn *c, int list, uint64_t deadline, uint32_t events) {
         int r = epoll_update(a, EPOLL_CTL_MOD, (Source *) c, events | EPOLLONESHOT);
         if (r < 0) {
                 log_warning_errno(r, "Failed to park connection, closing it: %m");
-                return conn_close(a, c);
+                return list_insert(a, LIST_LINGER, c, 0);
         }
         list_insert(a, list, c, deadline);
+}
+
+/* The body of an answered request gets one bound from when dropping it
+ * began, not another timeout for every byte that trickles in. */
+static uint64_t discard_deadline(Conn *c, const Config *config, uint64_t now) {
+        if (c->discard_deadline_usec == 0)
+                c->discard_deadline_usec = now + MIN(config->header_timeout_usec, ACCEPTOR_DISCARD_MAX_USEC);
+        return c->discard_deadline_usec;
 }
 
 static void take_back(Acceptor *a, Conn *c, uint64_t now) {
@@ -311,6 +352,8 @@ static void take_back(Acceptor *a, Conn *c, uint64_t now) {
 
         if (a->cutting)
                 return conn_close(a, c);
+        if (!conn_discarding(c))
+                c->discard_deadline_usec = 0;
 
         switch (c->verdict) {
         case CONN_REQUEUE:
@@ -331,11 +374,10 @@ static void take_back(Acceptor *a, Conn *c, uint64_t now) {
                 if (a->draining && conn_is_idle(c))
                         return linger_begin(a, c, now);
                 /* Dropping the body of a request already answered: nobody
-                 * waits for it while we drain, and otherwise it may take as
-                 * long as it keeps coming, a header timeout at a time. */
+                 * waits for it while we drain, and otherwise within a bound. */
                 if (conn_discarding(c) && !c->responding)
                         return a->draining ? linger_begin(a, c, now)
-                                           : park(a, c, LIST_HEADER, now + config->header_timeout_usec, EPOLLIN);
+                                           : park(a, c, LIST_HEADER, discard_deadline(c, config, now), EPOLLIN);
                 if (conn_waiting_first_byte(c) && c->n_requests > 0)
                         return park(a, c, LIST_IDLE, now + config->keepalive_timeout_usec, EPOLLIN);
                 return park(a, c, LIST_HEADER, c->request_started_usec + config->header_timeout_usec,
@@ -392,17 +434,72 @@ static void accept_one(Acceptor *a, int fd, uint64_t now) {
         list_insert(a, LIST_HEADER, c, now + cfg(a)->header_timeout_usec);
 }
 
+/* At the limit a new client is worth more than one idle in keep-alive, as
+ * nginx also judges: the one idle longest is ended (cleanly, lingering,
+ * so that a request crossing our FIN sees a close it may retry). Ones with
+ * a request already waiting are not idle, whatever their list says. */
+static Conn *idle_victim(Acceptor *a) {
+        Conn *c = a->lists[LIST_IDLE].head;
+
+        for (int i = 0; c && i < ACCEPTOR_RECLAIM_TRIES; i++, c = c->next)
+                if (conn_is_idle(c))
+                        return c;
+        return NULL;
+}
+
+/* Closed by the next expiry, after this event batch, which may still hold
+ * an event for it. */
+static void linger_cut(Acceptor *a, Conn *c) {
+        list_remove(a, c);
+        list_insert(a, LIST_LINGER, c, 0);
+}
+
+/* What accepting one more takes: an active slot (max_connections), which
+ * an idle connection can give up, and a socket within the descriptor
+ * limit, which a lingering connection (or an idle one) can give up by
+ * closing at once. Returns false when it cannot be had. */
+static bool find_room(Acceptor *a, Conn **ret_idle, Conn **ret_socket) {
+        Conn *idle = NULL, *socket = NULL;
+
+        if (n_active(a) >= connection_limit(a) && !(idle = idle_victim(a)))
+                return false;
+        if (a->n_conns >= a->options.max_sockets) {
+                socket = a->lists[LIST_LINGER].head ? a->lists[LIST_LINGER].head : idle ? idle : idle_victim(a);
+                if (!socket)
+                        return false;
+        }
+        *ret_idle = idle;
+        *ret_socket = socket;
+        return true;
+}
+
+/* Ends what find_room() chose, once there really is a client to take. */
+static void give_room(Acceptor *a, Conn *idle, Conn *socket, uint64_t now) {
+        if (idle) {
+                log_debug("At the connection limit: ending the connection idle longest.");
+                linger_begin(a, idle, now);
+        }
+        if (socket)
+                linger_cut(a, socket);
+}
+
 /* Accepts a batch from one listener. Returns false when the listener has
  * nothing more (or we must pause), true when it may have more. */
 static bool accept_batch(Acceptor *a, int listen_fd, uint64_t now) {
         for (int i = 0; i < ACCEPTOR_ACCEPT_BATCH; i++) {
-                if (a->n_conns >= cfg(a)->max_connections) {
+                Conn *idle, *socket;
+                if (!find_room(a, &idle, &socket)) {
                         listeners_arm(a, false);
                         return false;
                 }
                 int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd >= 0) {
+                        give_room(a, idle, socket, now);
                         accept_one(a, fd, now);
+                        /* One socket over the limit at most, until the
+                         * expiry after this batch closes the one given up. */
+                        if (socket)
+                                return false;
                         continue;
                 }
                 if (errno == EAGAIN) {
@@ -462,8 +559,7 @@ static void begin_drain(Acceptor *a, uint64_t now) {
          * the next instance instead. */
         if (!a->options.socket_activated)
                 for (size_t i = 0; i < a->n_listeners; i++)
-                        while (a->n_conns < cfg(a)->max_connections &&
-                               accept_batch(a, a->listeners[i].fd, now))
+                        while (n_active(a) < connection_limit(a) && accept_batch(a, a->listeners[i].fd, now))
                                 ;
         close_listeners(a);
         end_idle(a, LIST_IDLE, now);

@@ -18,6 +18,9 @@ typedef struct AcceptorOptions {
         const char *config_path; /* re-read on SIGHUP */
         bool socket_activated;   /* systemd holds copies of the listeners */
         uint64_t watchdog_usec;  /* WATCHDOG_USEC, 0 when off */
+        /* Client sockets the descriptor limit leaves room for, lingering
+         * ones included; max_connections is capped to it. */
+        unsigned max_sockets;
 } AcceptorOptions;
 
 /* Takes ownership of the listening sockets. With socket activation, systemd

@@ -121,6 +121,7 @@ struct Conn {
         Conn *next_returned;
         int list;
         uint64_t deadline_usec;
+        uint64_t discard_deadline_usec; /* 0 unless dropping an answered request's body */
 };
 
 /* Returns the current site with a reference the caller drops. */

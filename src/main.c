@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,19 +104,26 @@ static void raise_nofile_limit(void) {
                 log_warning_errno(errno, "Failed to raise the open file limit, ignoring: %m");
 }
 
-/* Each connection takes a descriptor, and one more for the file it is being
- * sent (also while parked on a slow reader). Say so if the limit caps the
- * setting. */
-static void check_nofile_limit(const Config *c) {
-        struct rlimit rl;
-        uint64_t wanted = (uint64_t) c->max_connections * 2U + 64U;
+/* Descriptors besides the clients': standard streams, epoll, signalfd,
+ * eventfd, the root (two during a reload), the access log, the notify
+ * socket, and the files a reload reads; the listeners come on top. */
+#define NOFILE_RESERVE 16U
 
-        /* notice, not warning: nothing fails, accepting only pauses sooner;
-         * and containers cap LimitNOFILE= below what the unit asks. */
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < wanted)
-                log_notice("max_connections=%u needs about %" PRIu64 " file descriptors but the limit is %llu; "
-                            "raise LimitNOFILE= or expect accepting to pause near the limit.",
-                            c->max_connections, wanted, (unsigned long long) rl.rlim_cur);
+/* A connection holds its socket and, while it is sent one, a file. Few
+ * connections send at once compared with those that wait, so a quarter of
+ * what is left is kept for files and the rest bounds the sockets: past it
+ * an established client would get a 500 for every file for want of one. */
+static unsigned sockets_allowed(size_t n_listeners, uint64_t *ret_limit) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) {
+                *ret_limit = UINT64_MAX;
+                return UINT_MAX;
+        }
+        uint64_t reserve = NOFILE_RESERVE + n_listeners;
+        uint64_t left = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 0;
+        *ret_limit = rl.rlim_cur;
+        return (unsigned) MAX(UINT64_C(1), MIN(left - left / 4, (uint64_t) UINT_MAX));
 }
 
 static int open_listeners(const Config *c, int fds[static LISTEN_MAX_FDS], size_t *ret_n,
@@ -163,8 +171,21 @@ static void describe_resolver(char *out, size_t size) {
                 snprintf(out, size, "%s (openat2: %s)", file_resolver_to_string(r), strerror(resolver_error));
 }
 
-static void log_startup(const Config *c, const int *fds, size_t n, const MimeTable *mime) {
-        char resolver[160];
+/* Said once, at start: a reload to a larger max_connections is capped the
+ * same way without a word, the limit being the same. */
+static void describe_connection_limit(const Config *c, unsigned max_sockets, uint64_t nofile,
+                                      char *buf, size_t size) {
+        if (c->max_connections <= max_sockets)
+                snprintf(buf, size, "at most %u connections", c->max_connections);
+        else
+                snprintf(buf, size, "at most %u connections (max_connections=%u, capped by the open-file "
+                         "limit of %" PRIu64 "; raise LimitNOFILE= to lift it)",
+                         max_sockets, c->max_connections, nofile);
+}
+
+static void log_startup(const Config *c, const int *fds, size_t n, const MimeTable *mime,
+                        unsigned max_sockets, uint64_t nofile) {
+        char resolver[160], limit[192];
         char addresses[1024] = "";
         size_t len = 0;
 
@@ -175,8 +196,10 @@ static void log_startup(const Config *c, const int *fds, size_t n, const MimeTab
                                          i > 0 ? ", " : "", one);
         }
         describe_resolver(resolver, sizeof(resolver));
-        log_info("webpoold %s serving %s on %s with %u worker thread(s), %u MIME types; paths resolved by %s.",
-                 WEBPOOLD_VERSION, c->root, addresses, c->workers, mime_table_size(mime), resolver);
+        describe_connection_limit(c, max_sockets, nofile, limit, sizeof(limit));
+        (void) log_full_errno(c->max_connections <= max_sockets ? LOG_INFO : LOG_NOTICE, 0,
+                 "webpoold %s serving %s on %s with %u worker thread(s), %s, %u MIME types; paths resolved by %s.",
+                 WEBPOOLD_VERSION, c->root, addresses, c->workers, limit, mime_table_size(mime), resolver);
         (void) sd_notifyf(0, "READY=1\nSTATUS=Serving %s on %s with %u worker thread(s)",
                           c->root, addresses, c->workers);
 }
@@ -203,9 +226,11 @@ static int serve(const Options *o, const Config *c, ServeContext *ctx) {
         Acceptor *acceptor = NULL;
         AcceptorOptions options = { .config_path = o->config_path };
 
+        uint64_t nofile;
         int r = open_listeners(c, fds, &n_fds, &options.socket_activated);
         if (r < 0)
                 return r;
+        options.max_sockets = sockets_allowed(n_fds, &nofile);
         /* Unset, so nothing we might start inherits it. */
         if (sd_watchdog_enabled(/* unset_environment= */ 1, &options.watchdog_usec) <= 0)
                 options.watchdog_usec = 0;
@@ -221,7 +246,7 @@ static int serve(const Options *o, const Config *c, ServeContext *ctx) {
                 pool_free(pool);
                 return log_error_errno(r, "Failed to set up the event loop: %m");
         }
-        log_startup(c, fds, n_fds, ctx->mime);
+        log_startup(c, fds, n_fds, ctx->mime, options.max_sockets, nofile);
 
         r = acceptor_run(acceptor);
         pool_shutdown(pool);
@@ -305,7 +330,6 @@ static int run(const Options *o) {
         log_set_max_level(config->log_level);
         choose_resolver(site->root_fd);
         raise_nofile_limit();
-        check_nofile_limit(config);
         setup_signals();
 
         int r = load_mime(&ctx);

@@ -329,6 +329,8 @@ def test_max_connections_holds_the_next_client_in_the_backlog(make_daemon):
     try:
         # Accepting is FIFO: the 10th being answered means all 10 are in.
         assert tenth.get("/x")[::2] == (200, body)
+        # Mid-request, so not idle: an idle one would be ended for a newcomer.
+        tenth.sock.sendall(b"GET /x HTTP/1.1\r\n")
 
         eleventh = Client.connect(d.port, timeout=HANG)  # completes in the backlog
         eleventh.send_get("/x")
@@ -342,7 +344,8 @@ def test_max_connections_holds_the_next_client_in_the_backlog(make_daemon):
         assert (status, got) == (200, body)
 
         # Still running, still serving the others, and nothing alarming said.
-        assert tenth.get("/x")[::2] == (200, body)
+        tenth.sock.sendall(b"Host: t\r\n\r\n")
+        assert tenth.read_response()[::2] == (200, body)
         assert d.proc.poll() is None
         assert alarming_lines(d.output()) == []
     finally:

@@ -199,7 +199,9 @@ def test_burst_beyond_max_connections_is_queued_not_refused_and_not_spun_on(make
     d = make_daemon({"server": {"max_connections": 50, "workers": 2}})
     body = os.urandom(700)
     (d.root / "x").write_bytes(body)
-    request = b"GET /x HTTP/1.1\r\nHost: burst\r\n\r\n"   # keep-alive: a served client holds its slot
+    # Keep-alive, and the start of a second request: a served client stays
+    # mid-request and holds its slot (an idle one would be ended for a newcomer).
+    request = b"GET /x HTTP/1.1\r\nHost: burst\r\n\r\nGET /x HTTP/1.1\r\n"
 
     socks = []
     try:
@@ -276,8 +278,6 @@ def test_burst_beyond_max_connections_is_queued_not_refused_and_not_spun_on(make
 # --- descriptor exhaustion ------------------------------------------------------------
 
 NOFILE = 64
-PAUSE_MSG = "Failed to accept connection"  # also matches "connections"
-RESUME_MSG = "Accepting connections again"
 
 
 def start_with_nofile(d, limit):
@@ -317,24 +317,11 @@ def settle(d, baseline):
              f"the daemon to close its connections ({open_fds(d.proc.pid)} fds, idle {baseline})")
 
 
-def exhaust(d, n=100):
-    """Opens n idle connections, more than the daemon has descriptors for,
-    and waits until it says it ran out. Returns the sockets, the ones it
-    accepted first (accepting is FIFO)."""
-    base = d.output().count(PAUSE_MSG)
-    holders = []
-    try:
-        for _ in range(n):
-            holders.append(socket.create_connection(("127.0.0.1", d.port), timeout=HANG))
-        wait_for(lambda: d.output().count(PAUSE_MSG) > base, HANG, f"the EMFILE warning\n{d.output()}")
-    except BaseException:
-        for s in holders:
-            s.close()
-        raise
-    return holders
-
-
-def test_descriptor_exhaustion_pauses_accepting_quietly_and_recovers(make_daemon):
+def test_silent_connections_beyond_the_descriptor_cap_wait_quietly_and_recover(make_daemon):
+    """With 64 descriptors, 100 connections that never send a byte: the
+    daemon takes in only as many as it could serve files to (the rest wait
+    in the backlog), never runs out of descriptors, does not spin, says
+    nothing per connection, and serves everyone once they leave."""
     raise_nofile_limit()
     d = start_with_nofile(make_daemon({"server": {"workers": 2}}, start=False), NOFILE)
     (d.root / "index.html").write_bytes(INDEX)
@@ -343,62 +330,29 @@ def test_descriptor_exhaustion_pauses_accepting_quietly_and_recovers(make_daemon
 
     for episode in (1, 2):
         settle(d, baseline)
-        out = d.output()
-        pauses, resumes = out.count(PAUSE_MSG), out.count(RESUME_MSG)
-        holders = exhaust(d)
+        lines = len(d.output().splitlines())
+        holders = [socket.create_connection(("127.0.0.1", d.port), timeout=HANG) for _ in range(100)]
         try:
-            # Exhausted: a new client waits in the backlog, neither served nor refused.
             waiting = socket.create_connection(("127.0.0.1", d.port), timeout=HANG)
             holders.append(waiting)
             waiting.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-
-            # 2 s is 20 retries at 100 ms: no spinning, and no line per retry.
+            wait_for(lambda: open_fds(d.proc.pid) > baseline + 20, HANG, "the holders to be accepted")
             cpu = idle_cpu(d.proc.pid, 2.0)
-            print(f"\nepisode {episode}: CPU time over 2 s with descriptors exhausted: {cpu:.3f}s")
-            assert cpu < CPU_BUDGET, f"{cpu:.2f}s of CPU over 2 s while out of descriptors: a busy loop?"
-            out = d.output()
-            assert out.count(PAUSE_MSG) == pauses + 1, (
-                f"episode {episode}: the pause must be logged once, not per retry:\n{out}")
-            assert out.count(RESUME_MSG) == resumes, out
+            held = open_fds(d.proc.pid)
+            print(f"\nepisode {episode}: {held} descriptors of {NOFILE} in use with 101 clients; "
+                  f"CPU time over 2 s: {cpu:.3f}s")
+            assert held < NOFILE - 8, f"{held} of {NOFILE} descriptors in use: no room left for files"
+            assert cpu < CPU_BUDGET, f"{cpu:.2f}s of CPU over 2 s at the cap: a busy loop?"
+            assert d.output().splitlines()[lines:] == [], "the daemon logged at the descriptor cap"
+            waiting.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                waiting.recv(1)  # not served while the silent ones hold every slot
             assert d.proc.poll() is None
         finally:
             for s in holders[:-1]:
                 s.close()
-        # Descriptors free again: the waiting client is served, new ones too.
         try:
             assert recv_response(waiting, HANG) == (200, INDEX)
         finally:
             waiting.close()
-        wait_for(lambda: d.output().count(RESUME_MSG) > resumes, HANG,
-                 f"'{RESUME_MSG}' after episode {episode}\n{d.output()}")
         assert served(d.port, HANG) == (200, INDEX)
-        last = [line for line in d.output().splitlines() if PAUSE_MSG in line or RESUME_MSG in line][-1]
-        assert RESUME_MSG in last, d.output()
-
-
-def test_descriptor_shortage_with_churn_is_logged_once(make_daemon):
-    """Out of descriptors with clients still queued, every descriptor freed
-    is taken by the next queued client and the next accept fails again. The
-    server never stops being short, so the warning must not come back (nor
-    "Accepting connections again" flap) for each freed descriptor: on a busy
-    server at its limit that would be a pair of lines every 100 ms."""
-    raise_nofile_limit()
-    d = start_with_nofile(make_daemon({"server": {"workers": 2}}, start=False), NOFILE)
-    (d.root / "index.html").write_bytes(INDEX)
-    holders = exhaust(d)
-    try:
-        time.sleep(0.3)
-        assert d.output().count(PAUSE_MSG) == 1, d.output()
-        for s in holders[:5]:       # accepted ones: the daemon holds their descriptors
-            s.close()
-            time.sleep(0.3)         # > the 100 ms retry: the freed descriptor gets reused
-        cpu = idle_cpu(d.proc.pid, 1.0)
-        assert cpu < CPU_BUDGET, f"{cpu:.2f}s of CPU over 1 s while out of descriptors"
-        out = d.output()
-        assert out.count(PAUSE_MSG) == 1, (
-            f"{out.count(PAUSE_MSG)} 'out of descriptors' warnings and {out.count(RESUME_MSG)} "
-            f"'{RESUME_MSG}' lines for one shortage with 5 descriptors freed one by one:\n{out}")
-    finally:
-        for s in holders[5:]:
-            s.close()
-    wait_for(lambda: served(d.port, HANG) == (200, INDEX), HANG, "service after the shortage")

@@ -943,17 +943,40 @@ def test_stalled_body_after_the_answer_gets_no_408(make_daemon):
         assert rest == b"", rest
 
 
-def test_body_that_keeps_coming_is_not_cut_by_the_header_timeout(make_daemon):
-    d = make_daemon({"timeouts": {"header": "1s"}})
+def test_a_body_sent_within_the_header_timeout_keeps_the_connection(make_daemon):
+    d = make_daemon({"timeouts": {"header": "3s"}})
     put(d.root, "a.txt", b"AAAA")
     with Client.connect(d.port) as c:
         c.send(build_request("GET", "/a.txt", [("Content-Length", "6")]))
         assert c.read_response().status == 200
-        for byte in b"abcdef":  # 6 bytes over 3 s: slower than the timeout in all
-            time.sleep(0.5)
+        for byte in b"abcdef":  # in pieces, but 0.6 s in all
+            time.sleep(0.1)
             c.send(bytes([byte]))
         c.send(build_request("GET", "/a.txt"))
         assert c.read_response().body == b"AAAA"
+
+
+def test_dropping_an_answered_body_is_bounded_from_its_start_not_per_byte(make_daemon):
+    """A byte every 0.4 s never lets 1 s pass in silence, yet the whole body
+    may only take the header timeout: then the connection ends, with a FIN."""
+    d = make_daemon({"timeouts": {"header": "1s"}})
+    put(d.root, "a.txt", b"AAAA")
+    with Client.connect(d.port) as c:
+        c.send(build_request("GET", "/a.txt", [("Content-Length", "100")]))
+        assert c.read_response().status == 200
+        start = time.monotonic()
+        c.sock.settimeout(0.4)
+        closed = None
+        while closed is None and time.monotonic() - start < 20:
+            try:
+                c.send(b"x")
+                closed = c.sock.recv(1) == b""
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = False
+        assert closed is True, "the trickled body was never cut, or the cut was a reset"
+        assert time.monotonic() - start < 10
 
 
 def test_drain_does_not_wait_for_the_body_of_an_answered_request(make_daemon):

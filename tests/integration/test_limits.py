@@ -1,0 +1,272 @@
+"""Holding the daemon's connection slots, as a hostile or careless client
+would, with small limits so each attack takes seconds: idle keep-alive
+connections are reclaimed at max_connections, the body of an answered
+request is dropped within one bound however slowly it comes, and the
+connection limit stays within what the descriptor limit can serve.
+
+Timing bounds here are generous: each is far below what the attack used
+to cost and far above what the fixed daemon needs."""
+
+import resource
+import socket
+import subprocess
+import threading
+import time
+
+from conftest import BIN, HANG_BOUND, as_journal_stream
+
+PAGE = b"<p>limits</p>\n"
+REQUEST = b"GET /page.html HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def recv_response(sock, timeout=HANG_BOUND):
+    """(status, body) of one response framed by Content-Length."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {buf!r}")
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed mid-body")
+        body += chunk
+    return int(head.split(b" ")[1]), body
+
+
+def keep_alive_client(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=HANG_BOUND)
+    s.sendall(REQUEST)
+    assert recv_response(s) == (200, PAGE)
+    return s
+
+
+def timed_get(port):
+    """Seconds until a new client's GET is answered, and the answer."""
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_BOUND) as s:
+        s.sendall(REQUEST)
+        answer = recv_response(s)
+    return time.monotonic() - start, answer
+
+
+def closed_cleanly(sock, timeout=HANG_BOUND):
+    """True when the server closed with FIN (EOF), False on a reset; raises
+    socket.timeout if the connection stays open."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return False
+
+
+def still_open(sock):
+    sock.settimeout(0.2)
+    try:
+        sock.recv(1)
+    except socket.timeout:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+# --- idle keep-alive connections at max_connections ------------------------
+
+KEEPALIVE = 20  # seconds: what a new client used to wait
+
+
+def test_a_new_client_is_served_at_once_by_ending_the_oldest_idle_connection(make_daemon):
+    d = make_daemon({"server": {"max_connections": 3, "workers": 2},
+                     "timeouts": {"keepalive": f"{KEEPALIVE}s"}})
+    (d.root / "page.html").write_bytes(PAGE)
+    idle = []
+    try:
+        for _ in range(3):
+            idle.append(keep_alive_client(d.port))
+            time.sleep(0.05)  # so that "oldest" is well defined
+        waited, answer = timed_get(d.port)
+        print(f"\na fourth client with 3 idle keep-alive connections at max_connections = 3: "
+              f"served after {waited:.2f}s (keepalive = {KEEPALIVE}s)")
+        assert answer == (200, PAGE)
+        assert waited < KEEPALIVE / 2, f"the fourth client waited {waited:.1f}s for a slot"
+        # The one idle longest was ended, with a FIN, not a reset ...
+        assert closed_cleanly(idle[0]), "the reclaimed connection was reset"
+        # ... and the others keep serving.
+        for s in idle[1:]:
+            assert still_open(s)
+        idle[2].sendall(REQUEST)
+        assert recv_response(idle[2]) == (200, PAGE)
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_connections_mid_request_are_not_reclaimed(make_daemon):
+    """Only idle connections are ended: with every slot holding a request in
+    progress, a new client waits (in the backlog, not refused) until one is
+    answered and goes idle."""
+    d = make_daemon({"server": {"max_connections": 2, "workers": 2},
+                     "timeouts": {"keepalive": f"{KEEPALIVE}s", "header": "30s"}})
+    (d.root / "page.html").write_bytes(PAGE)
+    partial = [socket.create_connection(("127.0.0.1", d.port), timeout=HANG_BOUND) for _ in range(2)]
+    waiting = None
+    try:
+        for s in partial:
+            s.sendall(b"GET /page.html HTTP/1.1\r\nHost: t\r\n")  # no end of head yet
+        time.sleep(0.3)
+        waiting = socket.create_connection(("127.0.0.1", d.port), timeout=HANG_BOUND)
+        waiting.sendall(REQUEST)
+        waiting.settimeout(1.5)
+        try:
+            data = waiting.recv(1)
+            raise AssertionError(f"a connection mid-request was ended for a new client (got {data!r})")
+        except socket.timeout:
+            pass
+        for s in partial:
+            assert still_open(s), "a connection mid-request was closed"
+        partial[0].sendall(b"\r\n")
+        assert recv_response(partial[0]) == (200, PAGE)
+        # partial[0] is idle now: the waiting client gets its slot.
+        assert recv_response(waiting) == (200, PAGE)
+        assert closed_cleanly(partial[0])
+    finally:
+        for s in partial + ([waiting] if waiting else []):
+            s.close()
+
+
+def test_a_burst_of_keep_alive_clients_beyond_the_limit_is_served_in_turn(make_daemon):
+    """200 clients at once with max_connections = 20, each sending one GET
+    and staying open: each is answered, those ended to make room see a clean
+    close after their response, never a reset."""
+    d = make_daemon({"server": {"max_connections": 20, "workers": 2},
+                     "timeouts": {"keepalive": f"{KEEPALIVE}s"}})
+    (d.root / "page.html").write_bytes(PAGE)
+    socks, results = [], []
+    try:
+        start = time.monotonic()
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=HANG_BOUND)
+            s.sendall(REQUEST)
+            socks.append(s)
+        for s in socks:
+            results.append(recv_response(s))
+        elapsed = time.monotonic() - start
+        print(f"\n200 keep-alive clients, max_connections = 20: all answered in {elapsed:.2f}s")
+        assert results == [(200, PAGE)] * 200
+        assert elapsed < KEEPALIVE / 2
+        ended = [s for s in socks[:150] if not still_open(s)]
+        assert len(ended) >= 150 - 20, f"only {len(ended)} of the first 150 were ended"
+        resets = sum(1 for s in ended if not closed_cleanly(s, timeout=1))
+        assert resets == 0, f"{resets} ended connections saw a reset"
+    finally:
+        for s in socks:
+            s.close()
+
+
+# --- dropping the body of an answered request -----------------------------------
+
+def trickle_body(port, stop, closed_at, start):
+    """POSTs a 1 MB body one byte every 1.5 s until stop is set or the
+    server closes; records when the server closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_BOUND) as s:
+        s.sendall(b"POST /page.html HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
+        s.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                s.sendall(b"x")
+                data = s.recv(65536)
+                while data:
+                    data = s.recv(65536)
+                closed_at.append(time.monotonic() - start)
+                return
+            except socket.timeout:
+                pass
+            except OSError:
+                closed_at.append(time.monotonic() - start)
+                return
+            stop.wait(1.5)
+
+
+ATTACK = 15  # seconds the attackers go on for
+
+
+def test_a_trickled_body_holds_a_slot_for_a_bounded_time(make_daemon):
+    d = make_daemon({"server": {"max_connections": 3, "workers": 2}, "timeouts": {"header": "2s"}})
+    (d.root / "page.html").write_bytes(PAGE)
+    stop, closed_at = threading.Event(), []
+    start = time.monotonic()
+    attackers = [threading.Thread(target=trickle_body, args=(d.port, stop, closed_at, start))
+                 for _ in range(3)]
+    for t in attackers:
+        t.start()
+    ender = threading.Timer(ATTACK, stop.set)
+    ender.start()
+    try:
+        time.sleep(0.5)
+        waited, answer = timed_get(d.port)
+        assert answer == (200, PAGE)
+        for t in attackers:
+            t.join(ATTACK + HANG_BOUND)
+    finally:
+        stop.set()
+        ender.cancel()
+    print(f"\na fourth client with 3 slots dropping trickled bodies: served after {waited:.2f}s; "
+          f"the attackers were closed after {sorted(round(t, 1) for t in closed_at)} s of {ATTACK}")
+    assert waited < ATTACK / 2, f"the fourth client waited {waited:.1f}s"
+    assert len(closed_at) == 3 and max(closed_at) < ATTACK / 2, closed_at
+
+
+# --- the descriptor budget ---------------------------------------------------------
+
+def start_with_nofile(d, limit):
+    d.write_config()
+    d.log = open(d.log_path, "wb")
+    d.proc = subprocess.Popen(
+        [BIN, "-c", str(d.conf)], stdout=d.log, stderr=subprocess.STDOUT, env=as_journal_stream(d.log),
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+    d.wait_ready()
+    return d
+
+
+def startup_line(d):
+    return next(l for l in d.output().splitlines() if " serving " in l)
+
+
+def test_connections_are_capped_to_what_the_descriptor_limit_can_serve(make_daemon):
+    """RLIMIT_NOFILE 40 and max_connections = 1000: 60 idle clients used to
+    take every descriptor, and clients then got 500 for every file. Each
+    of them, and one after them asking for several, must get the file."""
+    d = start_with_nofile(make_daemon({"server": {"max_connections": 1000, "workers": 2}}, start=False), 40)
+    (d.root / "page.html").write_bytes(PAGE)
+    idle = []
+    established = None
+    try:
+        for _ in range(60):
+            idle.append(keep_alive_client(d.port))
+        established = keep_alive_client(d.port)
+        for _ in range(5):
+            established.sendall(REQUEST)
+            assert recv_response(established) == (200, PAGE)
+        line = startup_line(d)
+        assert line.startswith("<5>") and "capped by the open-file limit of 40" in line, line
+        assert d.output().count("open-file limit") == 1, d.output()
+        assert "Failed to accept" not in d.output(), d.output()
+        assert "Too many open files" not in d.output(), d.output()
+    finally:
+        for s in idle + ([established] if established else []):
+            s.close()
+
+
+def test_no_cap_and_no_word_of_it_when_the_limit_is_ample(make_daemon):
+    """The default max_connections under a hard limit of 20000, as a
+    container often grants: nothing to say at start."""
+    d = start_with_nofile(make_daemon(start=False), 20000)
+    line = startup_line(d)
+    assert line.startswith("<6>") and "at most 10000 connections" in line, line
+    notices = [l for l in d.output().splitlines() if l[:3] in ("<3>", "<4>", "<5>")]
+    assert notices == [], notices
