@@ -6,13 +6,19 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "macro.h"
 
-/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+/* Both resolvers only look a path up: an O_PATH descriptor names the inode
+ * without opening it, so no FIFO's writer is let through and no driver's
+ * open() runs for a request that is then refused. Only a regular file or a
+ * directory is opened for reading, and only that very inode. */
+#define FILE_LOOKUP_FLAGS (O_PATH | O_CLOEXEC)
+/* O_NONBLOCK: should a FIFO ever get this far, opening it does not wait. */
 #define FILE_OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
 
 /* Written once at start, before any worker thread exists, and only read
@@ -62,13 +68,13 @@ const char *file_resolver_to_string(FileResolver resolver) {
                                                 : "a walk of one component at a time with openat(O_NOFOLLOW)";
 }
 
-static int open_with_openat2(int root_fd, const char *relpath) {
+static int look_up_with_openat2(int root_fd, const char *relpath) {
         long fd = -1;
 
         /* EAGAIN means a concurrent rename raced the lookup; it is safe to
          * retry, and pointless to retry forever. */
         for (int attempt = 0; attempt < 3; attempt++) {
-                fd = openat2_beneath_raw(root_fd, relpath, FILE_OPEN_FLAGS);
+                fd = openat2_beneath_raw(root_fd, relpath, FILE_LOOKUP_FLAGS);
                 if (fd >= 0 || errno != EAGAIN)
                         break;
         }
@@ -168,19 +174,17 @@ static int walk_down(Walk *w, int fd, const char *name) {
         return 0;
 }
 
-/* Splices the target of the symlink in front of what is pending: the link
- * link_fd (an O_PATH descriptor of the link itself) when there is one, so
- * that what is read is what was looked at, else `name` in the current
- * directory. */
-static int walk_follow(Walk *w, int link_fd, const char *name) {
+/* Splices the target of the symlink link_fd (an O_PATH descriptor of the
+ * link itself, so that what is read is what was looked at) in front of
+ * what is pending. */
+static int walk_follow(Walk *w, int link_fd) {
         char target[PATH_MAX];
 
         if (++w->n_symlinks > FILE_MAX_SYMLINKS)
                 return -ELOOP;
-        ssize_t n = link_fd >= 0 ? readlinkat(link_fd, "", target, sizeof(target))
-                                 : readlinkat(w->dir_fd, name, target, sizeof(target));
+        ssize_t n = readlinkat(link_fd, "", target, sizeof(target));
         if (n < 0)
-                return errno == EINVAL ? -EACCES : -errno; /* replaced meanwhile */
+                return -errno;
         if ((size_t) n >= sizeof(target))
                 return -ENAMETOOLONG;
         if (n == 0)
@@ -200,36 +204,46 @@ static int walk_follow(Walk *w, int link_fd, const char *name) {
         return 0;
 }
 
+/* Looks name up in the current directory, a symlink being the link itself.
+ * Returns an O_PATH fd and fills *ret_st, or -errno. */
+static int walk_look_up(Walk *w, const char *name, struct stat *ret_st) {
+        _cleanup_close_ int fd = openat(w->dir_fd, name, FILE_LOOKUP_FLAGS | O_NOFOLLOW);
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, ret_st) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
 /* One component that is not the last: it must be a directory, or a symlink
  * to be expanded. */
 static int walk_through(Walk *w, const char *name) {
         struct stat st;
-        _cleanup_close_ int fd = openat(w->dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int fd = walk_look_up(w, name, &st);
 
         if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
+                return fd;
         if (S_ISLNK(st.st_mode))
-                return walk_follow(w, fd, name);
+                return walk_follow(w, fd);
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
         return walk_down(w, TAKE_FD(fd), name);
 }
 
-/* The last component: opened for reading, unless it is a symlink (ELOOP
- * under O_NOFOLLOW), which is expanded and the walk goes on. Returns 1 with
- * *ret_fd set, 0 to go on, or -errno. */
+/* The last component: the lookup ends there, unless it is a symlink, which
+ * is expanded and the walk goes on. Returns 1 with *ret_fd (O_PATH) set, 0
+ * to go on, or -errno. */
 static int walk_last(Walk *w, const char *name, int *ret_fd) {
-        int fd = openat(w->dir_fd, name, FILE_OPEN_FLAGS | O_NOFOLLOW);
+        struct stat st;
+        _cleanup_close_ int fd = walk_look_up(w, name, &st);
 
-        if (fd >= 0) {
-                *ret_fd = fd;
-                return 1;
-        }
-        if (errno != ELOOP)
-                return -errno;
-        return walk_follow(w, -EBADF, name);
+        if (fd < 0)
+                return fd;
+        if (S_ISLNK(st.st_mode))
+                return walk_follow(w, fd);
+        *ret_fd = TAKE_FD(fd);
+        return 1;
 }
 
 /* Returns 1 with *ret_fd set when the path is resolved, 0 to go on, or
@@ -241,7 +255,7 @@ static int walk_step(Walk *w, const char *name, bool more, int *ret_fd) {
         return more ? walk_through(w, name) : walk_last(w, name, ret_fd);
 }
 
-static int open_with_walk(int root_fd, const char *relpath) {
+static int look_up_with_walk(int root_fd, const char *relpath) {
         Walk w = { .root_fd = root_fd, .dir_fd = root_fd };
         char name[NAME_MAX + 1];
         bool more = false;
@@ -256,11 +270,41 @@ static int open_with_walk(int root_fd, const char *relpath) {
                         break;
         }
         if (r == 0) { /* all walked: the path names a directory */
-                fd = openat(w.dir_fd, ".", FILE_OPEN_FLAGS);
+                fd = openat(w.dir_fd, ".", FILE_LOOKUP_FLAGS);
                 r = fd < 0 ? -errno : 1;
         }
         walk_set_dir(&w, -EBADF);
         return r < 0 ? r : fd;
+}
+
+/* Opens for reading the inode that the O_PATH descriptor path_fd names, not
+ * whatever its name leads to by now: a directory through its own ".", a
+ * file through its /proc/self/fd link. So a file replaced after the lookup
+ * (by a FIFO, say) is not what gets opened. Returns the fd and fills *ret_st,
+ * or -errno; -ENOSYS where /proc is not mounted. */
+static int reopen_for_reading(int path_fd, const struct stat *looked_up, struct stat *ret_st) {
+        char link[32];
+        struct stat st;
+        _cleanup_close_ int fd = -EBADF;
+
+        if (S_ISDIR(looked_up->st_mode))
+                fd = openat(path_fd, ".", FILE_OPEN_FLAGS | O_DIRECTORY);
+        else {
+                (void) snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
+                fd = open(link, FILE_OPEN_FLAGS);
+                if (fd < 0 && errno == ENOENT) /* the fd exists: /proc does not */
+                        return -ENOSYS;
+        }
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        /* The same inode by construction, unless what is on /proc is not procfs. */
+        if (st.st_dev != looked_up->st_dev || st.st_ino != looked_up->st_ino ||
+            (st.st_mode & S_IFMT) != (looked_up->st_mode & S_IFMT))
+                return -EACCES;
+        *ret_st = st;
+        return TAKE_FD(fd);
 }
 
 int file_open_beneath(int root_fd, const char *path, struct stat *ret_st) {
@@ -272,21 +316,25 @@ int file_open_beneath(int root_fd, const char *path, struct stat *ret_st) {
         if (*relpath == '\0')
                 relpath = ".";
 
-        _cleanup_close_ int fd = file_resolver == FILE_RESOLVE_OPENAT2 ? open_with_openat2(root_fd, relpath)
-                                                                       : open_with_walk(root_fd, relpath);
-        /* Sockets (ENXIO) and devices without a driver (ENODEV) cannot even
-         * be opened: they are "not a regular file" too. */
-        if (fd == -ENXIO || fd == -ENODEV || fd == -EOPNOTSUPP)
-                return -EPERM;
-        if (fd < 0)
-                return fd;
-        if (fstat(fd, &st) < 0)
+        _cleanup_close_ int path_fd = file_resolver == FILE_RESOLVE_OPENAT2 ? look_up_with_openat2(root_fd, relpath)
+                                                                            : look_up_with_walk(root_fd, relpath);
+        if (path_fd < 0)
+                return path_fd;
+        if (fstat(path_fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
                 return -EPERM;
+        return reopen_for_reading(path_fd, &st, ret_st);
+}
 
-        *ret_st = st;
-        return TAKE_FD(fd);
+int file_probe_reopen(int root_fd) {
+        char link[32];
+
+        (void) snprintf(link, sizeof(link), "/proc/self/fd/%d", root_fd);
+        _cleanup_close_ int fd = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? -ENOSYS : -errno;
+        return 0;
 }
 
 int file_status_for_error(int error) {

@@ -18,7 +18,14 @@
  * path it still has to resolve, and the one it has walked, within PATH_MAX
  * each: a lookup that outgrows that (a long symlink target spliced in front
  * of a long rest) is not found (-ENAMETOOLONG), where openat2() might have
- * found it. */
+ * found it.
+ *
+ * Either resolver only looks the path up (O_PATH), which opens nothing: a
+ * FIFO, a socket or a device node is refused without being opened, so no
+ * writer waiting on a FIFO is let through and no driver sees an open().
+ * What is served is then opened as the very inode looked at, a regular
+ * file through /proc/self/fd (which must be mounted), a directory through
+ * its own "."; a name swapped meanwhile is not followed. */
 
 typedef enum FileResolver {
         FILE_RESOLVE_OPENAT2,
@@ -41,12 +48,18 @@ void file_set_resolver(FileResolver resolver);
 FileResolver file_get_resolver(void);
 const char *file_resolver_to_string(FileResolver resolver);
 
-/* Opens path (absolute, normalized: "/a/b", "/") beneath root_fd, without
- * blocking even on a FIFO. Returns the fd and fills *ret_st, or:
+/* Checks that files can be opened here the way file_open_beneath() opens
+ * them. Returns 0, or -ENOSYS where /proc is not mounted. */
+int file_probe_reopen(int root_fd);
+
+/* Opens path (absolute, normalized: "/a/b", "/") beneath root_fd for
+ * reading, never opening anything but a regular file or a directory.
+ * Returns the fd and fills *ret_st, or:
  *   -ENOENT, -ENOTDIR, -ENAMETOOLONG  no such file (404)
  *   -EXDEV, -ELOOP, -EACCES           outside the root or not allowed (403)
  *   -EPERM                            not a regular file or directory (403)
- *   anything else                     a fault of the server (500) */
+ *   anything else                     a fault of the server (500), -ENOSYS
+ *                                     among them where /proc is missing */
 int file_open_beneath(int root_fd, const char *path, struct stat *ret_st);
 
 /* The status code an error of file_open_beneath() maps to. */

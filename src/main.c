@@ -162,6 +162,16 @@ static void choose_resolver(int root_fd) {
         file_set_resolver(file_probe_resolver(root_fd, &resolver_error));
 }
 
+/* Without /proc every file would be answered 500; better not to start. */
+static int check_reopen(int root_fd) {
+        int r = file_probe_reopen(root_fd);
+
+        if (r < 0)
+                return log_error_errno(r, "Cannot open files through /proc/self/fd, which serving needs "
+                                          "(is /proc mounted?): %m");
+        return 0;
+}
+
 static void describe_resolver(char *out, size_t size) {
         FileResolver r = file_get_resolver();
 
@@ -332,7 +342,9 @@ static int run(const Options *o) {
         raise_nofile_limit();
         setup_signals();
 
-        int r = load_mime(&ctx);
+        int r = check_reopen(site->root_fd);
+        if (r >= 0)
+                r = load_mime(&ctx);
         if (r >= 0)
                 r = open_access_log(&ctx, config);
         if (r >= 0)

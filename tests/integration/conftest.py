@@ -39,6 +39,13 @@ def daemon_argv(conf):
     return seccomp.without_openat2(argv) if NO_OPENAT2 else argv
 
 
+def in_mount_namespace(setup):
+    """A command prefix that runs its command in a mount namespace of its
+    own, once the shell command setup has run there (as root: to mount)."""
+    return ["unshare", "--mount", "--propagation", "private",
+            "sh", "-c", setup + ' && exec "$@"', "sh"]
+
+
 def as_journal_stream(log, env=None):
     """env (default: ours) saying that log is journald's stream, as systemd
     says it with JOURNAL_STREAM=, so the daemon prefixes each line with its
@@ -82,10 +89,11 @@ class Daemon:
                     lines.append(f"{key} = {v}")
         self.conf.write_text("\n".join(lines) + "\n" + self.extra)
 
-    def start(self, env=None, pass_fds=(), wait=True):
+    def start(self, env=None, pass_fds=(), wait=True, wrapper=()):
+        """wrapper: a command that execs the daemon's (see in_mount_namespace)."""
         self.write_config()
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(daemon_argv(self.conf), stdout=self.log,
+        self.proc = subprocess.Popen([*wrapper, *daemon_argv(self.conf)], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=as_journal_stream(self.log, env),
                                      pass_fds=pass_fds)
         if wait:

@@ -6,9 +6,11 @@ Everything goes through real sockets against the real binary (see
 conftest.py); rawhttp reads responses byte by byte so that framing,
 pipelining and connection closes can be checked exactly."""
 
+import ctypes
 import email.utils
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -21,7 +23,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, daemon_argv, free_port
+from conftest import BIN, daemon_argv, free_port, in_mount_namespace
 from rawhttp import Client, build_request, exchange, get
 
 IMF_FIXDATE = re.compile(
@@ -670,6 +672,166 @@ def test_unix_socket_file_is_refused(daemon):
     write(daemon.root / "ok.txt", "ok")
     assert get(daemon.port, "/ok.txt").body == b"ok"
 
+
+
+# A writer that says when open() returns, and whether its write then found
+# no reader (EPIPE): what a server that opened the FIFO would do to it.
+FIFO_WRITER = r"""
+import os, sys
+print("opening", flush=True)
+fd = os.open(sys.argv[1], os.O_WRONLY)
+print("opened", flush=True)
+try:
+    os.write(fd, b"marker")
+except BrokenPipeError:
+    print("EPIPE", flush=True)
+"""
+
+
+class BlockedWriter:
+    """A local process blocked in open(fifo, O_WRONLY), waiting for a reader.
+    Anything that opens the FIFO for reading lets it through."""
+
+    def __init__(self, fifo):
+        self.fifo = fifo
+        self.proc = subprocess.Popen([sys.executable, "-I", "-c", FIFO_WRITER, str(fifo)],
+                                     stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline() == b"opening\n"
+        deadline = time.monotonic() + 10
+        while not self._in_open():
+            assert time.monotonic() < deadline, "the writer never blocked in open()"
+            time.sleep(0.01)
+
+    def _in_open(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open(f"/proc/{self.proc.pid}/wchan") as f:
+            wchan = f.read()
+        # "0": a kernel that hides wait channels; asleep is all it shows.
+        return state == "S" and wchan in ("wait_for_partner", "fifo_open", "0")
+
+    def still_blocked(self, seconds):
+        readable, _, _ = select.select([self.proc.stdout], [], [], seconds)
+        return not readable and self.proc.poll() is None
+
+    def release(self):
+        """Opens the FIFO for reading, as the writer waits for; returns what
+        the writer printed and wrote."""
+        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+            data = os.read(fd, 64)
+        finally:
+            os.close(fd)
+        return out, data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def test_fifo_is_never_opened(make_daemon):
+    """Refusing a FIFO must not open it on the way: that would let a local
+    writer blocked in open() through, into EPIPE. Every way a request can
+    reach one: by name, through a symlink, as a directory's index, as the
+    custom 404 page, and as a precompressed variant."""
+    daemon = make_daemon({"server": {"error_page_404": "/404.html", "precompressed": "yes"}})
+    fifo = daemon.root / "fifo"
+    os.mkfifo(fifo)
+    (daemon.root / "d").mkdir()
+    write(daemon.root / "page.txt", "plain")
+    for link, target in (("l_fifo", "fifo"), ("d/index.html", "../fifo"), ("404.html", "fifo"),
+                         ("page.txt.gz", "fifo")):
+        os.symlink(target, daemon.root / link)
+    with BlockedWriter(fifo) as writer:
+        assert get(daemon.port, "/fifo").status == 403
+        assert get(daemon.port, "/l_fifo").status == 403
+        assert get(daemon.port, "/d/").status == 403
+        assert get(daemon.port, "/missing").status == 404
+        r = get(daemon.port, "/page.txt", [("Accept-Encoding", "gzip")])
+        assert r.status == 200 and r.body == b"plain" and r.header("Content-Encoding") is None, r
+        assert writer.still_blocked(1.0), "the server opened the FIFO: the writer's open() returned"
+        # The writer was waiting for exactly this: the test sees what it means to.
+        assert writer.release() == (b"opened\n", b"marker")
+
+
+IN_OPEN = 0x20
+
+
+class OpenWatch:
+    """inotify's IN_OPEN on one file: reported for every open() of it by
+    anyone, and never for an O_PATH descriptor, which opens nothing."""
+
+    def __init__(self, path):
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0, os.strerror(ctypes.get_errno())
+        if libc.inotify_add_watch(self.fd, os.fsencode(path), IN_OPEN) < 0:
+            os.close(self.fd)
+            raise OSError(ctypes.get_errno(), "inotify_add_watch", str(path))
+
+    def opened(self):
+        try:
+            return len(os.read(self.fd, 4096)) > 0
+        except BlockingIOError:
+            return False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def test_device_node_is_never_opened(daemon):
+    """A device's open() is its driver's to act on: refusing one must not
+    open it first. inotify sees the server open the regular file, so it
+    would see it open the device."""
+    os.mknod(daemon.root / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    write(daemon.root / "ok.txt", "ok")
+    with OpenWatch(daemon.root / "ok.txt") as ok, OpenWatch(daemon.root / "null") as device:
+        assert get(daemon.port, "/ok.txt").body == b"ok"
+        assert get(daemon.port, "/null").status == 403
+        assert ok.opened(), "inotify saw no open of the file served"
+        assert not device.opened(), "the server opened the device node"
+
+
+def need_mount_namespace():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) to mount a /proc of its own")
+    r = subprocess.run(in_mount_namespace("true"), capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot make a mount namespace here: {r.stderr.decode(errors='replace').strip()}")
+
+
+def test_serves_under_the_units_proc(make_daemon):
+    """Files are opened through /proc/self/fd; the shipped unit's
+    ProcSubset=pid and ProtectProc=invisible leave the daemon its own."""
+    need_mount_namespace()
+    d = make_daemon(start=False)
+    write(d.root / "ok.txt", "ok")
+    write(d.root / "d" / "index.html", "index")
+    d.start(wrapper=in_mount_namespace("mount -t proc -o subset=pid,hidepid=invisible proc /proc"))
+    assert get(d.port, "/ok.txt").body == b"ok"
+    assert get(d.port, "/d/").body == b"index"
+
+
+def test_refuses_to_start_without_proc(make_daemon):
+    """Without /proc every file would be a 500: the daemon says why and
+    exits instead, before it listens."""
+    need_mount_namespace()
+    d = make_daemon(start=False)
+    d.write_config()
+    r = subprocess.run([*in_mount_namespace("mount -t tmpfs tmpfs /proc"), *daemon_argv(d.conf)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 1, out
+    assert "/proc/self/fd" in out and "is /proc mounted?" in out, out
+    assert f"serving {d.root}" not in out, out
 
 # --- error statuses ---------------------------------------------------------
 

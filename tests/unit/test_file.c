@@ -15,7 +15,9 @@
  * is close-on-exec, open for reading and not O_PATH, and *ret_st describes
  * it; a failure leaves *ret_st as it was; no row leaks a descriptor; no row
  * blocks (an alarm interrupts a lookup that does, as the open of a FIFO
- * without O_NONBLOCK would, and the row fails with EINTR).
+ * without O_NONBLOCK would, and the row fails with EINTR); no row opens a
+ * FIFO or a device node of the tree (inotify reports every open() of one,
+ * and none for an O_PATH lookup, which opens nothing).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,10 +34,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "file.h"
@@ -47,6 +53,7 @@
 #define DEEP_TXT "inside deep"
 #define LONGEST_TXT "longest name"
 #define FAR_TXT "far down"
+#define SWAP_TXT "swapped"
 
 #define ALARM_SEC 10 /* far more than any lookup takes: a row that long hangs */
 
@@ -130,8 +137,14 @@ static const Node nodes[] = {
         /* neither a regular file nor a directory */
         { NODE_FIFO, "root/fifo", NULL },
         { NODE_LINK, "root/l_fifo", "fifo" },
+        { NODE_FIFO, "root/sub/fifo", NULL },
         { NODE_SOCKET, "root/sock", NULL },
         { NODE_DEVICE, "root/null", NULL },
+        { NODE_LINK, "root/l_null", "null" },
+
+        /* a file and a FIFO that run_swap() makes trade places */
+        { NODE_FILE, "root/swap", SWAP_TXT },
+        { NODE_FIFO, "root/swap_fifo", NULL },
 };
 
 /* The symlink chains: cN_0 -> top.txt, cN_i -> cN_(i-1), requested as the
@@ -190,9 +203,11 @@ static struct {
         char top[PATH_MAX];  /* the mkdtemp() directory */
         char root[PATH_MAX]; /* top/root */
         int root_fd;         /* from file_open_root() */
+        int watch_fd;        /* inotify: IN_OPEN of each FIFO and device node */
         bool have_device;
 } h = {
         .root_fd = -EBADF,
+        .watch_fd = -EBADF,
 };
 
 static int make_node(int top_fd, const Node *n) {
@@ -335,6 +350,7 @@ static void remove_children(int dir_fd) {
 
 static void remove_tree(void) {
         h.root_fd = safe_close(h.root_fd);
+        h.watch_fd = safe_close(h.watch_fd);
         if (!h.top[0])
                 return;
         int fd = open(h.top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -342,6 +358,44 @@ static void remove_tree(void) {
                 remove_children(fd);
         (void) rmdir(h.top);
         h.top[0] = '\0';
+}
+
+/* Whether anything opened a watched node since the last call. */
+static bool special_opened(void) {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool opened = false;
+        ssize_t n;
+
+        while ((n = read(h.watch_fd, buf, sizeof(buf))) > 0)
+                for (ssize_t off = 0; off < n;) {
+                        const struct inotify_event *e = (const struct inotify_event *) (buf + off);
+                        opened |= (e->mask & IN_OPEN) != 0;
+                        off += (ssize_t) (sizeof(*e) + e->len);
+                }
+        return opened;
+}
+
+/* Watches every FIFO and device node for IN_OPEN, and checks that the
+ * watch sees an open() of one: else "never opened" would prove nothing. */
+static int watch_special(int top_fd) {
+        char path[PATH_MAX];
+
+        h.watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (h.watch_fd < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+                if (nodes[i].kind != NODE_FIFO && !(nodes[i].kind == NODE_DEVICE && h.have_device))
+                        continue;
+                if (snprintf(path, sizeof(path), "%s/%s", h.top, nodes[i].path) >= (int) sizeof(path))
+                        return -ENAMETOOLONG;
+                if (inotify_add_watch(h.watch_fd, path, IN_OPEN) < 0)
+                        return -errno;
+        }
+        int fd = openat(top_fd, "root/fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        (void) close(fd);
+        return special_opened() ? 0 : -EIO;
 }
 
 static int build_tree(void) {
@@ -371,6 +425,9 @@ static int build_tree(void) {
         h.root_fd = file_open_root(h.root);
         if (h.root_fd < 0)
                 return h.root_fd;
+        r = watch_special(top_fd);
+        if (r < 0)
+                return r;
         return make_generated();
 }
 
@@ -531,7 +588,11 @@ static Case cases[] = {
         { .name = "a FIFO with a trailing slash", .path = "/fifo/", .expect = FAILS(-ENOTDIR) },
         { .name = "a unix socket", .path = "/sock", .expect = FAILS(-EPERM) },
         { .name = "a unix socket, then a name", .path = "/sock/x", .expect = FAILS(-ENOTDIR) },
+        { .name = "a FIFO in a directory", .path = "/sub/fifo", .expect = FAILS(-EPERM) },
+        { .name = "a FIFO through a symlinked directory", .path = "/l_dir/fifo", .expect = FAILS(-EPERM) },
         { .name = "a character device", .path = "/null", .expect = FAILS(-EPERM), .needs_device = true },
+        { .name = "a symlink to a character device", .path = "/l_null", .expect = FAILS(-EPERM),
+          .needs_device = true },
 };
 
 /* ---- running a row ------------------------------------------------------- */
@@ -625,6 +686,8 @@ static void run_case(const Case *c, FileResolver resolver) {
         fd = safe_close(fd);
         if (count_fds() != n_fds)
                 fail_msg("%s: %u descriptors open before, %u after", c->name, n_fds, count_fds());
+        if (special_opened())
+                fail_msg("%s: a FIFO or a device node was opened", c->name);
 }
 
 /* Without SA_RESTART, so that it interrupts a blocked open() rather than
@@ -641,6 +704,78 @@ static void test_walk(void **state) {
         run_case(*state, FILE_RESOLVE_WALK);
 }
 
+/* ---- a FIFO swapped in for a file ----------------------------------------- */
+
+#define SWAP_LOOKUPS 20000
+#define SWAP_MAX_USEC (10 * 1000000LL) /* more lookups, up to this, until both names were met */
+
+/* Makes root/swap and root/swap_fifo trade places until killed. */
+static _Noreturn void swap_until_killed(void) {
+        int top_fd = open(h.top, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;)
+                (void) renameat2(top_fd, "root/swap", top_fd, "root/swap_fifo", RENAME_EXCHANGE);
+}
+
+static long long usec_now(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/* Whichever "/swap" names when it is looked up, the file is served or the
+ * FIFO refused, and the FIFO is never opened: not even when the swap falls
+ * between the lookup and the open, where opening the name again would meet
+ * the FIFO. */
+static void run_swap(FileResolver resolver) {
+        unsigned served = 0, refused = 0, other = 0;
+        int unexpected = 0;
+        long long deadline = usec_now() + SWAP_MAX_USEC;
+
+        assert_int_equal(file_get_resolver(), resolver);
+        (void) special_opened();
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                swap_until_killed();
+        for (unsigned i = 0; (i < SWAP_LOOKUPS || !served || !refused) && usec_now() < deadline; i++) {
+                struct stat st;
+                int fd = file_open_beneath(h.root_fd, "/swap", &st);
+                if (fd >= 0 && S_ISREG(st.st_mode) && st.st_size == (off_t) strlen(SWAP_TXT))
+                        served++;
+                else if (fd == -EPERM)
+                        refused++;
+                else {
+                        other++;
+                        unexpected = fd;
+                }
+                (void) safe_close(fd);
+        }
+        (void) kill(pid, SIGKILL);
+        (void) waitpid(pid, NULL, 0);
+
+        print_message("%u lookups found the file, %u the FIFO\n", served, refused);
+        if (special_opened())
+                fail_msg("the FIFO was opened");
+        if (other > 0)
+                fail_msg("%u lookups gave neither the file nor -EPERM, one %d (%s)", other, unexpected,
+                         unexpected < 0 ? errno_name(unexpected) : "opened");
+        if (!served || !refused)
+                fail_msg("the swap never raced the lookups");
+}
+
+static void test_swap_openat2(void **state) {
+        (void) state;
+        run_swap(FILE_RESOLVE_OPENAT2);
+}
+
+static void test_swap_walk(void **state) {
+        (void) state;
+        run_swap(FILE_RESOLVE_WALK);
+}
+
 /* ---- the rest of the module ---------------------------------------------- */
 
 static void test_probe_finds_openat2(void **state) {
@@ -652,6 +787,16 @@ static void test_probe_finds_openat2(void **state) {
         unsigned n_fds = count_fds();
         assert_int_equal(file_probe_resolver(root_fd, &error), FILE_RESOLVE_OPENAT2);
         assert_int_equal(error, 0);
+        assert_int_equal(count_fds(), n_fds);
+}
+
+static void test_probe_finds_proc(void **state) {
+        (void) state;
+        _cleanup_close_ int root_fd = file_open_root("/");
+
+        assert_true(root_fd >= 0);
+        unsigned n_fds = count_fds();
+        assert_int_equal(file_probe_reopen(root_fd), 0);
         assert_int_equal(count_fds(), n_fds);
 }
 
@@ -700,10 +845,13 @@ static void test_status_for_error(void **state) {
         }
 }
 
+#define SWAP_NAME "a FIFO swapped in for a file is never opened"
+
 int main(void) {
-        struct CMUnitTest by_openat2[ELEMENTSOF(cases)], by_walk[ELEMENTSOF(cases)];
+        struct CMUnitTest by_openat2[ELEMENTSOF(cases) + 1], by_walk[ELEMENTSOF(cases) + 1];
         const struct CMUnitTest rest[] = {
                 cmocka_unit_test(test_probe_finds_openat2),
+                cmocka_unit_test(test_probe_finds_proc),
                 cmocka_unit_test(test_open_root),
                 cmocka_unit_test(test_resolver_selection),
                 cmocka_unit_test(test_status_for_error),
@@ -716,6 +864,10 @@ int main(void) {
                 by_walk[i] = (struct CMUnitTest) cmocka_unit_test_prestate(test_walk, &cases[i]);
                 by_walk[i].name = cases[i].name;
         }
+        by_openat2[ELEMENTSOF(cases)] = (struct CMUnitTest) cmocka_unit_test(test_swap_openat2);
+        by_openat2[ELEMENTSOF(cases)].name = SWAP_NAME;
+        by_walk[ELEMENTSOF(cases)] = (struct CMUnitTest) cmocka_unit_test(test_swap_walk);
+        by_walk[ELEMENTSOF(cases)].name = SWAP_NAME;
         int failed = cmocka_run_group_tests_name("file", rest, NULL, NULL);
         failed += cmocka_run_group_tests_name("file_open_beneath: openat2(RESOLVE_BENEATH)", by_openat2,
                                               setup_openat2, teardown_tree);
