@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -19,6 +20,9 @@
 #define SERVE_MAX_LOCATION 1024 /* longer redirects get 414 */
 #define SERVE_ALLOW "Allow: GET, HEAD, OPTIONS\r\n"
 #define SERVE_VARY "Vary: Accept-Encoding\r\n"
+#define SERVE_BOUNDARY_PREFIX "webpoold-"
+#define SERVE_BOUNDARY_BYTES 16 /* random ones, written in hex */
+#define SERVE_BOUNDARY_SIZE (sizeof(SERVE_BOUNDARY_PREFIX) + 2 * SERVE_BOUNDARY_BYTES)
 
 #define PAGE(code, reason)                                                      \
         "<!DOCTYPE html>\n<html><head><title>" #code " " reason "</title></head>\n" \
@@ -61,7 +65,8 @@ static const char *builtin_page(int status) {
         return builtin_pages[ELEMENTSOF(builtin_pages) - 1].page;
 }
 
-/* Faults answered with 5xx are logged at err, refusals caused by file
+/* Faults answered with 5xx are logged at err (and ranges answered whole
+ * for want of random bytes at warning), refusals caused by file
  * permissions at notice; each through its own limiter, shared by every
  * worker, so that a flood of such requests cannot fill the journal. */
 static LogRateLimit fault_log_limit = LOG_RATELIMIT_INIT;
@@ -378,17 +383,27 @@ static void respond_range(Conn *c, Representation *rep, const Range *r) {
         conn_body_file(c, r->first, r->last - r->first + 1);
 }
 
-/* A boundary must not occur in the parts; 16 hex digits that change with
- * every response make that as good as certain for files nobody crafted
- * against us, and crafting needs to predict the time and a counter. */
-static void make_boundary(char out[static 32]) {
-        static __thread uint64_t counter;
-        struct timespec ts;
+/* A boundary must not occur in the parts (RFC 2046 §5.1.1). 128 bits from
+ * the kernel's random pool, fresh for every response, make that as good as
+ * certain even for a file crafted against us, and say nothing about the
+ * process: no address, time or counter goes in. Returns 0, or -errno when
+ * the pool cannot give them yet (early at boot) or a filter refuses. */
+static int make_boundary(char out[static SERVE_BOUNDARY_SIZE]) {
+        static const char hex[] = "0123456789abcdef";
+        uint8_t bytes[SERVE_BOUNDARY_BYTES];
+        char *p = stpcpy(out, SERVE_BOUNDARY_PREFIX);
 
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = ((uint64_t) ts.tv_nsec << 20) ^ (uint64_t) ts.tv_sec ^
-                     (++counter * UINT64_C(0x9E3779B97F4A7C15)) ^ (uint64_t) (uintptr_t) &counter;
-        snprintf(out, 32, "webpoold-%016" PRIx64, x);
+        ssize_t n = getrandom(bytes, sizeof(bytes), GRND_NONBLOCK);
+        if (n < 0)
+                return -errno;
+        if ((size_t) n != sizeof(bytes)) /* not for up to 256 bytes, once the pool is ready */
+                return -EIO;
+        for (size_t i = 0; i < sizeof(bytes); i++) {
+                *p++ = hex[bytes[i] >> 4];
+                *p++ = hex[bytes[i] & 15];
+        }
+        *p = '\0';
+        return 0;
 }
 
 /* Formats every delimiter and part header into one buffer; the body is then
@@ -416,12 +431,20 @@ static char *multipart_text(const Representation *rep, const Range *ranges, int 
         return text;
 }
 
+/* Without a boundary nobody can guess, the whole file is sent: a server
+ * may always ignore Range (RFC 9110 §14.2). */
 static void respond_multipart(Conn *c, Representation *rep, const Range *ranges, int n) {
-        char boundary[32];
+        char boundary[SERVE_BOUNDARY_SIZE];
         size_t lengths[RANGE_MAX + 1];
         uint64_t total;
 
-        make_boundary(boundary);
+        int r = make_boundary(boundary);
+        if (r < 0) {
+                (void) log_ratelimited_errno(LOG_WARNING, &fault_log_limit, r,
+                                             "Failed to get random bytes for a multipart boundary, "
+                                             "answering a range request with the whole file: %m");
+                return respond_full(c, rep);
+        }
         char *text = multipart_text(rep, ranges, n, boundary, lengths, &total);
         if (!text) {
                 (void) safe_close(rep->fd);

@@ -10,6 +10,7 @@ bounded only to catch hangs; the few timing assertions (a timeout that fired
 too early) have wide margins."""
 
 import email.utils
+import errno
 import gzip
 import os
 import re
@@ -18,6 +19,7 @@ import time
 
 import pytest
 
+import seccomp
 from rawhttp import Client, build_request, exchange, get
 
 MTIME = 1_600_000_000           # 2020-09-13 12:26:40 UTC: well in the past
@@ -62,13 +64,17 @@ def content_range(resp):
     return resp.header("Content-Range")
 
 
-def parse_multipart(resp):
-    """Splits a multipart/byteranges body (RFC 9110 §14.6, RFC 2046 §5.1.1)
-    into [(headers dict with lower-case names, data)]."""
+def boundary_of(resp):
     ctype = resp.header("Content-Type")
     m = re.fullmatch(r'\s*multipart/byteranges\s*;\s*boundary=("?)([^";]+)\1\s*', ctype or "", re.I)
     assert m, f"not multipart/byteranges with a boundary: {ctype!r}"
-    delim = b"--" + m.group(2).encode()
+    return m.group(2)
+
+
+def parse_multipart(resp):
+    """Splits a multipart/byteranges body (RFC 9110 §14.6, RFC 2046 §5.1.1)
+    into [(headers dict with lower-case names, data)]."""
+    delim = b"--" + boundary_of(resp).encode()
     body = resp.body
     # The first delimiter may follow a preamble; later ones follow a CRLF.
     start = body.find(delim)
@@ -290,6 +296,73 @@ def test_sixteen_ranges_are_served_seventeen_are_ignored(daemon):
     r = fetch(daemon.port, "/many.bin", ("Range", "bytes=" + ",".join(specs)))
     assert r.status == 200 and r.body == data, r
     assert r.header("Content-Range") is None
+
+
+BOUNDARY = re.compile(r"webpoold-([0-9a-f]{32})")
+N_BOUNDARIES = 32
+
+
+def boundary_bits(port, n=N_BOUNDARIES):
+    """The boundaries of n multipart/byteranges responses, each as the
+    integer its hex digits spell (whatever their number)."""
+    values = []
+    for _ in range(n):
+        r = fetch(port, "/ten.txt", ("Range", "bytes=0-0,2-2"))
+        assert r.status == 206, r
+        boundary = boundary_of(r)
+        assert [data for _, data in parse_multipart(r)] == [b"0", b"2"], r
+        values.append((boundary, int(boundary.rsplit("-", 1)[-1], 16)))
+    return values
+
+
+def constant_bits(values, width):
+    return [bit for bit in range(width) if len({v >> bit & 1 for v in values}) == 1]
+
+
+def test_multipart_boundaries_are_random(make_daemon):
+    """A boundary is there to be absent from the parts (RFC 2046 §5.1.1):
+    nothing about it may be predictable, and it must tell nothing about the
+    process. So every bit varies across the responses of one run, and a
+    restart does not replay a sequence: response k of the second run has no
+    bit in a fixed relation to response k of the first, as it would if per
+    thread state (a counter, an address) went into it. One worker, so that
+    such state would be one sequence. With random bits, any one bit is
+    constant across 32 values with a chance of 2^-31."""
+    runs = []
+    for _ in range(2):
+        d = make_daemon({"server": {"workers": "1"}}, start=False)
+        put(d.root, "ten.txt", TEN)
+        d.start()
+        runs.append(boundary_bits(d.port))
+        assert d.stop() == 0
+        d.check_clean()
+    boundaries = [b for run in runs for b, _ in run]
+    assert len(set(boundaries)) == len(boundaries), boundaries
+    width = 4 * max(len(b.rsplit("-", 1)[-1]) for b in boundaries)
+    for run in runs:
+        fixed = constant_bits([v for _, v in run], width)
+        assert not fixed, f"bits {fixed} never change within a run: {[b for b, _ in run][:4]}"
+    replayed = constant_bits([a ^ b for (_, a), (_, b) in zip(*runs)], width)
+    assert not replayed, (f"bits {replayed} of response k, XORed with response k of the first run, "
+                          "are the same for every k: a restart replays them")
+    for b in boundaries:
+        assert BOUNDARY.fullmatch(b), f"{b!r}: not webpoold- and 128 bits in lower-case hex"
+
+
+@pytest.mark.parametrize("error", [errno.EAGAIN, errno.ENOSYS])
+def test_without_random_bytes_several_ranges_get_the_whole_file(make_daemon, error):
+    """getrandom() has nothing to give early at boot (EAGAIN), and a filter
+    may refuse it: then no boundary is made up from anything guessable; the
+    whole file is sent, as a server may always ignore Range (RFC 9110 §14.2).
+    One range needs no boundary, and is still served."""
+    d = make_daemon(start=False)
+    put(d.root, "ten.txt", TEN)
+    d.start(wrapper=seccomp.refusing(seccomp.NR_GETRANDOM[os.uname().machine], error))
+    r = fetch(d.port, "/ten.txt", ("Range", "bytes=0-0,2-2"))
+    assert r.status == 200 and r.body == TEN and r.header("Content-Range") is None, r
+    d.wait_for_log("Failed to get random bytes for a multipart boundary")
+    r = fetch(d.port, "/ten.txt", ("Range", "bytes=2-3"))
+    assert r.status == 206 and r.body == b"23", r
 
 
 @pytest.mark.parametrize("spec", ["0-5,3-8", "0-9,5-", "-3,8-9", "1-1,1-1"])
