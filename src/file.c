@@ -348,6 +348,10 @@ int file_status_for_error(int error) {
         case -EACCES:
         case -EPERM:
                 return 403;
+        /* Out of descriptors: a moment later one may be free again. */
+        case -EMFILE:
+        case -ENFILE:
+                return 503;
         default:
                 return 500;
         }

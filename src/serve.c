@@ -44,6 +44,7 @@ static const struct {
         { 416, PAGE(416, "Range Not Satisfiable") },
         { 431, PAGE(431, "Request Header Fields Too Large") },
         { 501, PAGE(501, "Not Implemented") },
+        { 503, PAGE(503, "Service Unavailable") },
         { 505, PAGE(505, "HTTP Version Not Supported") },
         { 500, PAGE(500, "Internal Server Error") }, /* last: the fallback */
 };
@@ -121,7 +122,9 @@ void serve_error(Conn *c, int status) {
 
         if (status == 404 && page[0] && respond_error_page(c, page))
                 return;
-        respond_builtin(c, status, status == 405 || status == 501 ? SERVE_ALLOW : NULL);
+        respond_builtin(c, status, status == 405 || status == 501 ? SERVE_ALLOW
+                                   : status == 503                 ? "Retry-After: 1\r\n"
+                                                                   : NULL);
 }
 
 /* A request path as it may appear in the log: bytes that are not printable

@@ -270,3 +270,36 @@ def test_no_cap_and_no_word_of_it_when_the_limit_is_ample(make_daemon):
     assert line.startswith("<6>") and "at most 10000 connections" in line, line
     notices = [l for l in d.output().splitlines() if l[:3] in ("<3>", "<4>", "<5>")]
     assert notices == [], notices
+
+
+def test_out_of_descriptors_for_files_is_a_503_to_retry_not_a_500(make_daemon):
+    """Slow readers of a large file each hold it open; when they outnumber
+    the descriptors kept for files, the next one is told to come back
+    (503 with Retry-After), and once they leave the daemon serves again."""
+    d = start_with_nofile(make_daemon({"server": {"workers": 2}}, start=False), 48)
+    (d.root / "page.html").write_bytes(PAGE)
+    with open(d.root / "big.bin", "wb") as f:
+        f.truncate(64 << 20)  # far more than the socket buffers take
+    readers, statuses, retry_after = [], [], set()
+    try:
+        for _ in range(24):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=HANG_BOUND)
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            readers.append(s)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            statuses.append(int(head.split(b" ")[1]))
+            if statuses[-1] != 200:
+                retry_after.update(l for l in head.split(b"\r\n") if l.lower().startswith(b"retry-after:"))
+                break  # out of descriptors: accepting pauses now too
+        print(f"\nslow readers of a 64 MiB file under a limit of 48 descriptors: "
+              f"{statuses.count(200)} x 200, then {statuses[-1]}")
+        assert set(statuses) <= {200, 503}, statuses
+        assert 503 in statuses, "the file descriptors never ran out: the test shows nothing"
+        assert retry_after == {b"Retry-After: 1"}, retry_after
+    finally:
+        for s in readers:
+            s.close()
+    waited, answer = timed_get(d.port)
+    assert answer == (200, PAGE)
