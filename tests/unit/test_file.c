@@ -833,7 +833,8 @@ static void test_status_for_error(void **state) {
         } cases_status[] = {
                 { -ENOENT, 404 }, { -ENOTDIR, 404 }, { -ENAMETOOLONG, 404 },
                 { -EXDEV, 403 },  { -ELOOP, 403 },   { -EACCES, 403 },     { -EPERM, 403 },
-                { -EIO, 500 },    { -EMFILE, 500 },  { -ENOMEM, 500 },     { -EAGAIN, 500 },
+                { -EIO, 500 },    { -EMFILE, 503 },  { -ENFILE, 503 },     { -ENOMEM, 500 },
+                { -EAGAIN, 500 },
                 { -EBADF, 500 },  { -ENOSYS, 500 },
         };
 
