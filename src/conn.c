@@ -417,22 +417,36 @@ static void reject_request(Conn *c, int status) {
         serve_error(c, status);
 }
 
-/* The request line, once complete or once longer than allowed, decides
- * 414 on its own: nothing after it can make it acceptable, so there is no
- * point waiting for (or blaming) the header section. */
-static int check_request_line(Conn *c, const Config *config) {
-        const char *start = c->in, *end = c->in + c->in_len;
+/* Judges the head at the start of the buffer as far as it has come. The
+ * scanner examines each new byte once; the parser runs only when that can
+ * decide something: when the request line is complete (a bad one is turned
+ * away without waiting for the rest), when the head is, when the scanner
+ * found it bad, and when the buffer is full. So a head costs a few passes
+ * over its bytes however slowly it trickles in. Returns 0 with *ret and
+ * *ret_len set, -EAGAIN, or the status to refuse the request with. */
+static int conn_read_head(Conn *c, HttpRequest *ret, size_t *ret_len) {
+        ssize_t n = http_head_scan(&c->scan, c->in, c->in_len, c->line_cap);
+        if (n == -EMSGSIZE)
+                return 414; /* nothing after an over-long request line can mend it */
 
-        while (start < end && (*start == '\r' || *start == '\n')) /* RFC 9112 §2.2 */
-                start++;
-        const char *nl = memchr(start, '\n', (size_t) (end - start));
-        size_t len = (size_t) ((nl ? nl : end) - start);
-        if (len > 0 && start[len - 1] == '\r') /* CRLF is no part of the line, even half of it */
-                len--;
-        if (len > config->max_request_line)
-                return 414;
-        c->line_checked = nl != NULL;
-        return 0;
+        bool line_done = c->scan.state >= HTTP_HEAD_LINE_START;
+        bool full = c->in_len == c->in_cap;
+        if (n == -EAGAIN && !full && (!line_done || c->line_judged))
+                return -EAGAIN;
+        c->line_judged = line_done;
+
+        ssize_t r = http_parse_request(c->in, c->in_len, ret);
+        if (r > 0) {
+                *ret_len = (size_t) r;
+                return 0;
+        }
+        if (r != -EAGAIN)
+                return http_status_for_error((int) r);
+        if (n == -EAGAIN && !full)
+                return -EAGAIN; /* the request line was fine */
+        if (n != -EAGAIN)
+                return 400; /* the scanner and the parser disagree: trust neither */
+        return line_done ? 431 : 414;
 }
 
 /* Starts the response to the next buffered request. Returns 1 when a response
@@ -451,7 +465,6 @@ static int conn_next_request(Conn *c) {
                         return -EAGAIN;
                 c->chunked_active = false;
                 c->request_started_usec = now_usec();
-                c->parse_ready = true;
         }
         if (c->discard_body > 0) {
                 size_t n = (size_t) MIN((uint64_t) c->in_len, c->discard_body);
@@ -460,41 +473,28 @@ static int conn_next_request(Conn *c) {
                 if (c->discard_body > 0)
                         return -EAGAIN;
                 c->request_started_usec = now_usec();
-                c->parse_ready = true;
         }
-        if (c->in_len == 0 || !c->parse_ready)
+        if (c->in_len == 0)
                 return -EAGAIN;
-        c->parse_ready = false;
+
+        size_t len = 0;
+        int status = conn_read_head(c, &req, &len);
+        if (status == -EAGAIN)
+                return -EAGAIN;
 
         Site *site = serve_context_get_site(c->ctx);
         c->site = site;
-        int result = 1, status = c->line_checked ? 0 : check_request_line(c, &site->config);
-        ssize_t r = status ? -EBADMSG : http_parse_request(c->in, c->in_len, &req);
-        if (status)
+        if (status > 0)
                 reject_request(c, status);
-        else if (r == -EAGAIN && c->in_len < c->in_cap)
-                result = -EAGAIN;
-        else if (r < 0)
-                reject_request(c, r == -EAGAIN ? (c->line_checked ? 431 : 414) : http_status_for_error((int) r));
         else {
                 handle_request(c, &req);
-                buffer_consume(c, (size_t) r);
-                c->parse_ready = true; /* a pipelined head may follow */
-                c->line_checked = false;
+                buffer_consume(c, len);
         }
+        /* A pipelined head may follow; it is scanned from its start. */
+        c->scan = (HttpHeadScan) {};
+        c->line_judged = false;
         c->site = site_unref(site);
-        return result;
-}
-
-/* True if the n bytes just read at buf + old_len may complete a head: they
- * hold, with up to 3 bytes before them, an empty line. */
-static bool may_end_head(const char *buf, size_t old_len, size_t n) {
-        size_t from = old_len >= 3 ? old_len - 3 : 0;
-        for (size_t i = from; i + 1 < old_len + n; i++)
-                if (buf[i] == '\n' && (buf[i + 1] == '\n' ||
-                                        (buf[i + 1] == '\r' && i + 2 < old_len + n && buf[i + 2] == '\n')))
-                        return true;
-        return false;
+        return 1;
 }
 
 /* Reads what the socket has. Returns 0 after reading, -EAGAIN when nothing is
@@ -513,14 +513,6 @@ static int conn_fill(Conn *c) {
                 if (n > 0) {
                         if (c->in_len == 0 && c->n_requests > 0 && !conn_discarding(c))
                                 c->request_started_usec = now_usec();
-                        /* Parsing again only pays when a head may have ended,
-                         * or to reject garbage early on the first segment;
-                         * re-parsing on every segment would be quadratic. */
-                        c->parse_ready |= c->in_len == 0 || may_end_head(c->in, c->in_len, (size_t) n);
-                        /* Limits are checked when parsing, which a full
-                         * buffer or an over-long request line must trigger. */
-                        c->parse_ready |= c->in_len + (size_t) n >= c->in_cap ||
-                                          (!c->line_checked && c->in_len + (size_t) n > c->line_cap);
                         c->in_len += (size_t) n;
                         return 0;
                 }

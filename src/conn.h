@@ -94,8 +94,8 @@ struct Conn {
         unsigned n_requests;
         uint64_t request_started_usec; /* first byte of the pending request */
 
-        bool parse_ready; /* new bytes may have completed a request head */
-        bool line_checked; /* the pending request line is complete and within limits */
+        HttpHeadScan scan; /* of the pending request head */
+        bool line_judged; /* its request line has been parsed and found fine */
 
         /* The response being sent. */
         char head[CONN_HEAD_MAX];

@@ -76,6 +76,27 @@ static HttpMethod http_method_from_name(Slice name) {
         return HTTP_METHOD_OTHER;
 }
 
+typedef enum HeadByte {
+        HEAD_BYTE_TEXT, /* anything a line may hold, as far as finding its end goes */
+        HEAD_BYTE_CR,
+        HEAD_BYTE_LF,
+        HEAD_BYTE_BAD,  /* in no head anywhere */
+} HeadByte;
+
+/* A table rather than comparisons: every byte of every head is looked up. */
+static const uint8_t head_bytes[256] = {
+        [0x00 ... 0x08] = HEAD_BYTE_BAD, /* HTAB (0x09) is text */
+        ['\n'] = HEAD_BYTE_LF,
+        [0x0b ... 0x0c] = HEAD_BYTE_BAD,
+        ['\r'] = HEAD_BYTE_CR,
+        [0x0e ... 0x1f] = HEAD_BYTE_BAD,
+        [0x7f] = HEAD_BYTE_BAD,
+};
+
+static HeadByte head_byte(char c) {
+        return (HeadByte) head_bytes[(unsigned char) c];
+}
+
 /* The unterminated rest of the buffer normally just means "wait for more".
  * A byte that no request head may contain anywhere (a control character
  * other than HTAB, or a CR not followed by LF) is rejected right away, so
@@ -84,8 +105,8 @@ static HttpMethod http_method_from_name(Slice name) {
  * complete, the line parsers reject the same byte with the same error. */
 static ssize_t http_check_tail(const char *p, size_t n) {
         for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) p[i];
-                if (c == '\r' ? i + 1 < n : (c < 0x20 && c != '\t') || c == 0x7f)
+                HeadByte b = head_byte(p[i]);
+                if (b == HEAD_BYTE_BAD || (b == HEAD_BYTE_CR && i + 1 < n))
                         return -EBADMSG;
         }
         return -EAGAIN;
@@ -176,14 +197,17 @@ ssize_t http_parse_request(const char *buf, size_t len, HttpRequest *ret) {
         Slice line;
         int r;
 
-        /* Skip empty lines left over from a previous message (RFC 9112 §2.2). */
-        for (;;) {
+        /* Skip empty lines left over from a previous message (RFC 9112 §2.2),
+         * but only a few: more are no client's habit. */
+        for (unsigned empty = 0;; empty++) {
                 next = http_line_at(buf, len, pos, &line);
                 if (next < 0)
                         return next;
                 pos = (size_t) next;
                 if (line.len > 0)
                         break;
+                if (empty >= HTTP_MAX_EMPTY_LINES)
+                        return -EBADMSG;
         }
         r = http_parse_request_line(line, &req);
         if (r < 0)
@@ -208,6 +232,74 @@ ssize_t http_parse_request(const char *buf, size_t len, HttpRequest *ret) {
 
         *ret = req;
         return (ssize_t) pos;
+}
+
+/* Finding the end of a head as it trickles in. Each byte is looked at once,
+ * in order, so the first thing found wrong decides however the bytes were
+ * split up; and what is rejected here, http_parse_request() rejects too. */
+
+/* A line ends: returns the head's length when that was the empty line ending
+ * it, -EAGAIN to go on, or -EBADMSG for one empty line too many. */
+static ssize_t head_scan_line_end(HttpHeadScan *s) {
+        switch (s->state) {
+        case HTTP_HEAD_EMPTY_LINES:
+                return ++s->empty_lines > HTTP_MAX_EMPTY_LINES ? -EBADMSG : -EAGAIN;
+        case HTTP_HEAD_LINE_START:
+                s->state = HTTP_HEAD_DONE;
+                return (ssize_t) s->pos;
+        default:
+                s->state = HTTP_HEAD_LINE_START;
+                return -EAGAIN;
+        }
+}
+
+/* A run of text at s->pos, up to the next CR, LF or bad byte: the line
+ * being read is not empty. Looked at in a tight loop, since that is where
+ * the bytes of a head are. */
+static ssize_t head_scan_text(HttpHeadScan *s, const char *buf, size_t len, size_t max_line) {
+        size_t start = s->pos, end = start;
+
+        while (end < len && head_byte(buf[end]) == HEAD_BYTE_TEXT)
+                end++;
+        if (s->state == HTTP_HEAD_EMPTY_LINES)
+                s->state = HTTP_HEAD_REQUEST_LINE;
+        else if (s->state == HTTP_HEAD_LINE_START)
+                s->state = HTTP_HEAD_FIELD_LINE;
+        if (s->state == HTTP_HEAD_REQUEST_LINE && end - start > max_line - s->line) {
+                s->pos = start + (max_line - s->line) + 1; /* just past the byte too many */
+                return -EMSGSIZE;
+        }
+        if (s->state == HTTP_HEAD_REQUEST_LINE)
+                s->line += end - start;
+        s->pos = end;
+        return -EAGAIN;
+}
+
+ssize_t http_head_scan(HttpHeadScan *s, const char *buf, size_t len, size_t max_line) {
+        if (s->state == HTTP_HEAD_DONE)
+                return (ssize_t) s->pos;
+
+        while (s->pos < len) {
+                HeadByte b = head_byte(buf[s->pos]);
+                ssize_t r = -EAGAIN;
+
+                /* A CR ends a line only just before its LF. */
+                if (b == HEAD_BYTE_BAD || (s->cr && b != HEAD_BYTE_LF)) {
+                        s->pos++;
+                        return -EBADMSG;
+                }
+                if (b == HEAD_BYTE_TEXT)
+                        r = head_scan_text(s, buf, len, max_line);
+                else {
+                        s->pos++;
+                        s->cr = b == HEAD_BYTE_CR;
+                        if (!s->cr)
+                                r = head_scan_line_end(s);
+                }
+                if (r != -EAGAIN)
+                        return r;
+        }
+        return -EAGAIN;
 }
 
 int http_status_for_error(int error) {

@@ -14,6 +14,10 @@
 
 #define HTTP_MAX_HEADERS 100
 #define HTTP_MAX_METHOD_LEN 32
+/* Empty lines accepted before a request line. RFC 9112 §2.2 asks a server to
+ * ignore at least one (some clients send a CRLF after a body); more than a
+ * few are no client's habit, only a way to keep a server busy. */
+#define HTTP_MAX_EMPTY_LINES 8
 
 typedef struct Slice {
         const char *ptr;
@@ -56,10 +60,49 @@ typedef struct HttpRequest {
  *   -E2BIG            more than HTTP_MAX_HEADERS fields (431)
  *   -EPROTONOSUPPORT  an HTTP major version other than 1 (505)
  * The same bytes give the same answer whether fed whole or one at a time.
- * Leading empty lines before the request line are skipped (RFC 9112 §2.2).
+ * Up to HTTP_MAX_EMPTY_LINES empty lines before the request line are
+ * skipped (RFC 9112 §2.2); one more is malformed.
  * Bare LF line endings are accepted; a bare CR, a NUL or another control
  * character, whitespace before a field's colon, and obs-fold are rejected. */
 ssize_t http_parse_request(const char *buf, size_t len, HttpRequest *ret);
+
+/* Finding where a request head ends while it arrives, so that it can be
+ * parsed once, complete: parsing the whole buffer again whenever bytes come
+ * would make a head trickled in small pieces cost quadratic time.
+ *
+ * Incremental and cheap: each call examines only the bytes added since the
+ * last one. Besides the end of the head, it judges only what must be known
+ * before the head is complete: the request line's length, the number of
+ * empty lines before it, and bytes that no head may hold anywhere (a
+ * control character other than HTAB, a CR not followed by LF), so that
+ * garbage is turned away at once. */
+
+typedef enum HttpHeadState {
+        HTTP_HEAD_EMPTY_LINES,  /* before the request line */
+        HTTP_HEAD_REQUEST_LINE,
+        HTTP_HEAD_LINE_START,   /* the request line is complete */
+        HTTP_HEAD_FIELD_LINE,
+        HTTP_HEAD_DONE,
+} HttpHeadState;
+
+typedef struct HttpHeadScan {
+        HttpHeadState state;
+        size_t pos;             /* bytes examined */
+        size_t line;            /* bytes of the request line so far */
+        unsigned empty_lines;
+        bool cr;                /* the last byte examined was a CR */
+} HttpHeadScan;
+
+/* Goes on examining buf from where the last call stopped: buf must hold the
+ * same bytes as then, and possibly more. Returns the head's length once its
+ * final empty line is in, -EAGAIN until then, or:
+ *   -EBADMSG   a byte no head may hold, or more than HTTP_MAX_EMPTY_LINES
+ *              empty lines before the request line (400)
+ *   -EMSGSIZE  a request line longer than max_line, CRLF not counted (414)
+ * For the same bytes, http_parse_request() returns the same length or an
+ * error, and an error wherever this gives -EBADMSG. After an error the scan
+ * is over. Start each head from a zeroed HttpHeadScan. */
+ssize_t http_head_scan(HttpHeadScan *s, const char *buf, size_t len, size_t max_line);
 
 /* The status code a parse error maps to (400, 431, 505); 400 for anything
  * unexpected. */

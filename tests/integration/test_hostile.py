@@ -1,5 +1,6 @@
-"""webpoold under hostile load: slow HTTP attacks (slowhttptest), a burst of
-connections beyond max_connections, and descriptor exhaustion (EMFILE).
+"""webpoold under hostile load: slow HTTP attacks (slowhttptest), request
+heads built to be expensive to scan, a burst of connections beyond
+max_connections, and descriptor exhaustion (EMFILE).
 
 What is asserted is service, not speed: a probe client keeps being answered
 within 1 s, every queued client is eventually answered, and the daemon does
@@ -10,6 +11,7 @@ build; loads are sized for that. Each attack is bounded to about 10 s."""
 import os
 import re
 import resource
+import select
 import selectors
 import shutil
 import socket
@@ -190,6 +192,91 @@ def test_slowhttptest_attack_does_not_delay_other_clients(make_daemon, tmp_path,
                                    f"(worst answered latency {worst:.3f}s): {prober.failures[:10]}")
     assert worst <= PROBE_DEADLINE
     assert d.proc.poll() is None
+
+
+# --- heads that are expensive to scan ---------------------------------------------
+
+# The largest limits the config allows, so that nothing but the parser's own
+# bounds stands between a client and the daemon's CPU.
+HUGE_LIMITS = {"max_header_bytes": 1 << 20, "max_request_line": 1 << 20, "workers": 1}
+FLOOD_BYTES = 900_000
+TRICKLE = 3000          # segments after the flood, each used to cost a rescan of it
+CPU_BOUND = 1.0         # seconds for the whole attack; it used to take about 4
+
+
+def trickle(sock, first, piece, count):
+    """Sends first, then count pieces one segment at a time, until the
+    server answers or closes. Returns the number of pieces sent."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sent = 0
+    try:
+        sock.sendall(first)
+        while sent < count and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(piece)
+            sent += 1
+            time.sleep(0.001)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    return sent
+
+
+def read_all(sock, timeout):
+    """What the server sends until it closes (or timeout passes)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"], ids=["crlf", "lf"])
+def test_empty_line_flood_is_400_and_costs_no_cpu(make_daemon, eol):
+    """A few empty lines may precede a request line (RFC 9112 §2.2). 900 KB
+    of them followed by a trickle of more used to be scanned again for each
+    segment: about 4 s of CPU in 5 s, and other clients of that worker kept
+    waiting for up to a second. The flood is refused with a 400 once past a
+    handful of lines, the daemon's CPU time stays small, and the probe
+    client is served throughout."""
+    d = make_daemon({"server": HUGE_LIMITS})
+    (d.root / "index.html").write_bytes(INDEX)
+    with Prober(d.port) as prober:
+        before = cpu_seconds(d.proc.pid)
+        with socket.create_connection(("127.0.0.1", d.port), timeout=HANG) as s:
+            pieces = trickle(s, eol * (FLOOD_BYTES // len(eol)), eol, TRICKLE)
+            used = cpu_seconds(d.proc.pid) - before
+            answer = read_all(s, 2)
+        time.sleep(2 * PROBE_INTERVAL)
+    print(f"\n{eol!r} flood: {pieces} pieces after it, daemon CPU {used:.3f}s, "
+          f"worst probe {prober.worst() * 1000:.1f} ms")
+    assert used < CPU_BOUND, f"{used:.2f}s of CPU for {FLOOD_BYTES} bytes of empty lines and {pieces} more"
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert prober.latencies and prober.failures == [], prober.failures[:10]
+
+
+def test_large_head_trickled_costs_little_cpu(make_daemon):
+    """The same bound for a head that is legitimate all along: as many
+    empty lines as allowed, then a 900 KB field, trickled on a byte at a
+    time. Each byte of a head is examined a bounded number of times however
+    it arrives, so the CPU time stays small, and the head, once complete,
+    is answered."""
+    d = make_daemon({"server": HUGE_LIMITS})
+    (d.root / "index.html").write_bytes(INDEX)
+    head = b"\r\n" * 8 + b"GET / HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * FLOOD_BYTES
+    with Prober(d.port) as prober:
+        before = cpu_seconds(d.proc.pid)
+        with socket.create_connection(("127.0.0.1", d.port), timeout=HANG) as s:
+            pieces = trickle(s, head, b"p", TRICKLE)
+            used = cpu_seconds(d.proc.pid) - before
+            s.sendall(b"\r\nConnection: close\r\n\r\n")
+            status, body = recv_response(s, HANG)
+    print(f"\ntrickled head: {pieces} pieces, daemon CPU {used:.3f}s, worst probe {prober.worst() * 1000:.1f} ms")
+    assert pieces == TRICKLE
+    assert used < CPU_BOUND, f"{used:.2f}s of CPU for a {len(head)}-byte head and {pieces} more bytes"
+    assert (status, body) == (200, INDEX)
+    assert prober.latencies and prober.failures == [], prober.failures[:10]
 
 
 # --- a burst beyond max_connections ------------------------------------------------

@@ -610,6 +610,36 @@ def test_transfer_coding_other_than_final_chunked_400_and_close(ten, te):
         closes_after(c, r)
 
 
+@pytest.mark.parametrize("lines", [b"\r\n", b"\n" * 8, b"\r\n\n" * 4], ids=["one", "eight-lf", "eight-mixed"])
+def test_empty_lines_before_a_request_line_are_ignored(ten, lines):
+    """RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a
+    request line; we ignore up to 8, at the start of a connection or after a
+    request (a client may send a CRLF after a body)."""
+    with Client.connect(ten.port) as c:
+        c.send(lines + build_request("GET", "/ten.txt", [("Content-Length", "2")]) + b"hi" +
+               lines + build_request("GET", "/ten.txt"))
+        assert c.read_response().body == TEN
+        assert c.read_response().body == TEN
+        c.no_stray_bytes(0.3)
+
+
+@pytest.mark.parametrize("lines", [b"\r\n" * 9, b"\n" * 9, b"\r\n" * 1000],
+                         ids=["nine-crlf", "nine-lf", "a-thousand"])
+def test_more_empty_lines_than_allowed_400_and_close(ten, lines):
+    """Nine empty lines are nobody's habit: 400, without waiting for the
+    request line, and the connection is closed."""
+    with Client.connect(ten.port) as c:
+        c.sock.settimeout(PROMPT)
+        c.send(lines)
+        r = c.read_response()
+        assert r.status == 400, r
+        try:
+            c.send(build_request("GET", "/ten.txt"))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        closes_after(c, r)
+
+
 def test_higher_minor_version_is_answered_as_1_1(ten):
     with Client.connect(ten.port) as c:
         c.send(b"GET /ten.txt HTTP/1.2\r\nHost: a\r\n\r\n")

@@ -14,6 +14,7 @@
 #include "macro.h"
 
 #define MAX_TEST_HEADERS 6
+#define X10 "xxxxxxxxxx"
 
 static Slice slice(const char *s) {
         return (Slice) { s, strlen(s) };
@@ -67,6 +68,8 @@ static const ValidCase valid_cases[] = {
           { { "Host", "h" }, { "X", "y" } } },
         { "leading empty lines", "\r\n\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", 0, HTTP_GET, "GET", "/", 1,
           { { "Host", "h" } } },
+        { "as many leading empty lines as allowed", "\r\n\n\r\n\n\r\n\r\n\n\r\nGET / HTTP/1.1\r\n\r\n", 0,
+          HTTP_GET, "GET", "/", 1, { { NULL } } },
         { "OWS trimmed", "GET / HTTP/1.1\r\nA:   a b  \t\r\nB:x\r\nC:\r\nD: \t \r\nE: a\tb\r\n\r\n", 0,
           HTTP_GET, "GET", "/", 1, { { "A", "a b" }, { "B", "x" }, { "C", "" }, { "D", "" }, { "E", "a\tb" } } },
         { "obs-text and colons in value", "GET / HTTP/1.1\r\nHost: h:8080\r\nX-Name: caf\xc3\xa9\r\n\r\n", 0,
@@ -202,6 +205,9 @@ static const BadCase bad_cases[] = {
         { "control char in value", "GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", 0, 400 },
         { "DEL in value", "GET / HTTP/1.1\r\nX: \x7f\r\n\r\n", 0, 400 },
         { "TLS handshake, no LF", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 0, 400 },
+        { "one empty line too many", "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0, 400 },
+        { "one bare LF too many", "\n\n\n\n\n\n\n\n\nGET / HTTP/1.1\r\n\r\n", 0, 400 },
+        { "too many empty lines, nothing else yet", "\r\n\n\r\n\n\r\n\n\r\n\n\r\n", 0, 400 },
 };
 
 static size_t bad_len(const BadCase *c) {
@@ -283,6 +289,115 @@ static void test_parse_too_many_fields(void **state) {
         }
         free(ok);
         free(big);
+}
+
+/* The valid and malformed tables above spell the cap out as 8. */
+_Static_assert(HTTP_MAX_EMPTY_LINES == 8, "update the empty-line cases");
+
+/* Up to the cap, empty lines of either ending are skipped; one more is a
+ * 400 as soon as it is complete, whatever follows. */
+static void test_parse_empty_lines_cap(void **state) {
+        (void) state;
+        static const char *const endings[] = { "\r\n", "\n" };
+        char buf[64];
+
+        for (size_t e = 0; e < ELEMENTSOF(endings); e++)
+                for (unsigned n = 0; n <= HTTP_MAX_EMPTY_LINES + 1; n++) {
+                        size_t len = 0;
+                        HttpRequest req;
+                        for (unsigned i = 0; i < n; i++)
+                                len += (size_t) snprintf(buf + len, sizeof(buf) - len, "%s", endings[e]);
+                        size_t lines = len;
+                        len += (size_t) snprintf(buf + len, sizeof(buf) - len, "GET / HTTP/1.1\r\n\r\n");
+                        print_message("%u empty lines ending in %s\n", n, e ? "LF" : "CRLF");
+                        ssize_t r = parse_prefix(buf, len, &req);
+                        if (n <= HTTP_MAX_EMPTY_LINES)
+                                assert_int_equal(r, len);
+                        else {
+                                assert_int_equal(r, -EBADMSG);
+                                assert_int_equal(parse_prefix(buf, lines, &req), -EBADMSG);
+                                assert_int_equal(parse_prefix(buf, lines - 1, &req), -EAGAIN);
+                        }
+                }
+}
+
+/* ---- finding the end of a head ---- */
+
+typedef struct ScanCase {
+        const char *name;
+        const char *input;
+        size_t len;      /* 0: strlen(input) */
+        size_t max_line;
+        ssize_t result;  /* the head's length, or the error */
+} ScanCase;
+
+#define HEAD_A "GET /aaaa HTTP/1.1\r\nHost: h\r\n\r\n"
+
+static const ScanCase scan_cases[] = {
+        { "complete head", HEAD_A, 0, 100, sizeof(HEAD_A) - 1 },
+        { "what follows the head is not looked at", HEAD_A "\x01\x02", 0, 100, sizeof(HEAD_A) - 1 },
+        { "bare LF", "GET / HTTP/1.1\nHost: h\n\n", 0, 100, 24 },
+        { "LF then CRLF", "GET / HTTP/1.1\nX: y\n\r\n", 0, 100, 22 },
+        { "incomplete", "GET / HTTP/1.1\r\nHost: h\r\n", 0, 100, -EAGAIN },
+        { "empty lines before", "\r\n\nGET / HTTP/1.1\r\n\r\n", 0, 100, 21 },
+        { "as many empty lines as allowed", "\n\n\n\n\n\n\n\n", 0, 100, -EAGAIN },
+        { "one empty line too many", "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n", 0, 100, -EBADMSG },
+        { "request line at the limit", HEAD_A, 0, 18, sizeof(HEAD_A) - 1 },
+        { "request line over the limit", HEAD_A, 0, 17, -EMSGSIZE },
+        { "over the limit before its end", "GET /aaaaaaaaaaaaaa", 0, 17, -EMSGSIZE },
+        { "a CR after the limit may be CRLF's", "GET /aaaa HTTP/1.1\r", 0, 18, -EAGAIN },
+        { "empty lines do not count to the limit", "\r\n\r\n" HEAD_A, 0, 18, sizeof(HEAD_A) + 3 },
+        { "fields are not held to the line limit", "GET / HTTP/1.1\r\nX: " X10 "\r\n\r\n", 0, 14, 33 },
+        { "control character", "GET /\x01", 0, 100, -EBADMSG },
+        { "DEL in a field", "GET / HTTP/1.1\r\nX: \x7f", 0, 100, -EBADMSG },
+        { "NUL in an empty line", "\r\n\0", 3, 100, -EBADMSG },
+        { "TLS handshake", "\x16\x03\x01\x02\x00", 0, 100, -EBADMSG },
+        { "bare CR", "GET / HTTP/1.1\rX", 0, 100, -EBADMSG },
+        { "CR CR LF before the request line", "\r\r\n", 0, 100, -EBADMSG },
+        { "CR CR LF ending the head", "GET / HTTP/1.1\r\n\r\r\n", 0, 100, -EBADMSG },
+        { "a CR at the end waits", "GET / HTTP/1.1\r\n\r", 0, 100, -EAGAIN },
+        { "obs-text is the parser's to judge", "GET /\xc3\xa9 HTTP/1.1\r\n\r\n", 0, 100, 20 },
+        { "tabs are the parser's to judge", "GET\t/ HTTP/1.1\r\n\t\r\n\r\n", 0, 100, 21 },
+};
+
+static ssize_t scan_in_pieces(const char *input, size_t len, size_t piece, size_t max_line) {
+        HttpHeadScan s = {};
+        ssize_t r = -EAGAIN;
+
+        for (size_t n = piece; r == -EAGAIN; n += piece) {
+                r = http_head_scan(&s, input, MIN(n, len), max_line);
+                if (r == -EAGAIN)
+                        assert_int_equal(s.pos, MIN(n, len)); /* each byte once */
+                if (n >= len)
+                        break;
+        }
+        return r;
+}
+
+/* Whole, in pieces of 3 or one byte at a time, the same answer; and the
+ * parser's agrees: the same length or an error, an error where the scanner
+ * saw a bad byte, and no head where the scanner saw none. The line limit is
+ * the scanner's alone. */
+static void test_head_scan(void **state) {
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(scan_cases); i++) {
+                const ScanCase *c = &scan_cases[i];
+                size_t len = c->len ? c->len : strlen(c->input);
+                HttpRequest req;
+
+                print_message("scan: %s\n", c->name);
+                assert_int_equal(scan_in_pieces(c->input, len, len, c->max_line), c->result);
+                assert_int_equal(scan_in_pieces(c->input, len, 3, c->max_line), c->result);
+                assert_int_equal(scan_in_pieces(c->input, len, 1, c->max_line), c->result);
+
+                ssize_t parsed = parse_prefix(c->input, len, &req);
+                if (c->result > 0)
+                        assert_true(parsed == c->result || (parsed < 0 && parsed != -EAGAIN));
+                else if (c->result == -EBADMSG)
+                        assert_true(parsed < 0 && parsed != -EAGAIN);
+                else if (c->result == -EAGAIN)
+                        assert_true(parsed < 0);
+        }
 }
 
 static void test_status_for_error(void **state) {
@@ -724,6 +839,8 @@ int main(void) {
                 cmocka_unit_test(test_parse_malformed_bytewise),
                 cmocka_unit_test(test_parse_failure_keeps_output),
                 cmocka_unit_test(test_parse_too_many_fields),
+                cmocka_unit_test(test_parse_empty_lines_cap),
+                cmocka_unit_test(test_head_scan),
                 cmocka_unit_test(test_status_for_error),
                 cmocka_unit_test(test_request_header),
                 cmocka_unit_test(test_status_reason),
