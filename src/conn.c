@@ -312,38 +312,20 @@ static bool host_valid(Slice v) {
         return true;
 }
 
-/* True when the last Transfer-Encoding coding is "chunked". */
-static bool final_coding_is_chunked(const HttpRequest *req) {
-        const HttpHeader *last = NULL;
-
-        for (size_t i = 0; i < req->n_headers; i++)
-                if (http_header_is(&req->headers[i], "Transfer-Encoding"))
-                        last = &req->headers[i];
-        if (!last)
-                return false;
-        Slice v = last->value;
-        while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
-                v.len--;
-        if (v.len < 7 || strncasecmp(v.ptr + v.len - 7, "chunked", 7) != 0)
-                return false;
-        if (v.len == 7)
-                return true;
-        char before = v.ptr[v.len - 8];
-        return before == ',' || before == ' ' || before == '\t';
-}
-
 static int check_body(Conn *c, const HttpRequest *req) {
         size_t n_length;
         uint64_t length = 0;
-        const HttpHeader *te = http_request_header(req, "Transfer-Encoding", NULL);
+        int chunked = http_request_chunked(req);
         const HttpHeader *cl = http_request_header(req, "Content-Length", &n_length);
 
         /* Both at once is how requests are smuggled (RFC 9112 §6.3). */
-        if (te && cl)
+        if (chunked != 0 && cl)
                 return 400;
-        /* Only a chunked body has an end we can find (RFC 9112 §6.3). */
-        if (te && !final_coding_is_chunked(req))
-                return 400;
+        /* A body we cannot find the end of, or could only with a decoder we
+         * do not have: the connection cannot go on either way. */
+        if (chunked < 0)
+                return http_status_for_error(chunked);
+        bool te = chunked > 0;
         if (n_length > 1 || (cl && parse_content_length(cl->value, &length) < 0))
                 return 400;
         if (length > c->site->config.max_body_bytes)
@@ -358,7 +340,9 @@ static int check_body(Conn *c, const HttpRequest *req) {
         c->body_limit = c->site->config.max_body_bytes;
         if (te) {
                 /* HTTP/1.0 has no chunked coding: the framing is suspect
-                 * (RFC 9112 §6.1), so the connection ends after this. */
+                 * (RFC 9112 §6.1), so the connection ends after this. The
+                 * field is judged as in 1.1 all the same: a sender that got
+                 * it wrong is no more to be trusted in 1.0. */
                 if (req->minor_version == 0)
                         c->close_after = true;
                 c->chunked = (HttpChunked) {};

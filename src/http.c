@@ -302,12 +302,133 @@ ssize_t http_head_scan(HttpHeadScan *s, const char *buf, size_t len, size_t max_
         return -EAGAIN;
 }
 
+/* Transfer codings (RFC 9112 §6.1, §7).
+ *
+ * transfer-coding = token *( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) )
+ *
+ * Parameters are read for their syntax only: we decode no coding that has
+ * any. Commas inside a quoted parameter are not separators, which is why
+ * the list is walked here rather than split with http_list_next(). */
+
+typedef struct Codings {
+        unsigned n, n_chunked;
+        bool last_chunked;
+        bool chunked_params;
+} Codings;
+
+static const char *ows_skip(const char *p, const char *end) {
+        while (p < end && char_is_ows(*p))
+                p++;
+        return p;
+}
+
+static const char *token_skip(const char *p, const char *end) {
+        while (p < end && char_is_tchar(*p))
+                p++;
+        return p;
+}
+
+/* quoted-string (RFC 9110 §5.6.4) at p: returns its end, or NULL. */
+static const char *quoted_skip(const char *p, const char *end) {
+        if (p == end || *p != '"')
+                return NULL;
+        for (p++; p < end; p++) {
+                if (*p == '"')
+                        return p + 1;
+                if (*p == '\\' && ++p == end)
+                        return NULL;
+                if (!char_is_field_content(*p))
+                        return NULL;
+        }
+        return NULL;
+}
+
+/* ";" OWS token BWS "=" BWS ( token / quoted-string ), p at the ';'.
+ * Returns its end, or NULL. */
+static const char *parameter_skip(const char *p, const char *end) {
+        const char *name = ows_skip(p + 1, end), *q = token_skip(name, end);
+
+        if (q == name)
+                return NULL;
+        p = ows_skip(q, end);
+        if (p == end || *p != '=')
+                return NULL;
+        p = ows_skip(p + 1, end);
+        q = p < end && *p == '"' ? quoted_skip(p, end) : token_skip(p, end);
+        return q == p ? NULL : q;
+}
+
+/* One transfer-coding at p, added to *codings. Returns its end, or NULL. */
+static const char *coding_take(const char *p, const char *end, Codings *codings) {
+        const char *q = token_skip(p, end);
+        bool params = false;
+
+        if (q == p)
+                return NULL;
+        bool chunked = http_slice_caseeq((Slice) { p, (size_t) (q - p) }, "chunked");
+        for (p = ows_skip(q, end); p < end && *p == ';'; p = ows_skip(q, end)) {
+                q = parameter_skip(p, end);
+                if (!q)
+                        return NULL;
+                params = true;
+        }
+        codings->n++;
+        codings->n_chunked += chunked;
+        codings->last_chunked = chunked;
+        codings->chunked_params |= chunked && params;
+        return p;
+}
+
+/* #transfer-coding (RFC 9110 §5.6.1): empty elements are allowed and
+ * skipped, anything but OWS and a comma between two codings is not. */
+static int codings_take(Slice value, Codings *codings) {
+        const char *p = value.ptr, *end = value.ptr + value.len;
+
+        for (;;) {
+                p = ows_skip(p, end);
+                if (p == end)
+                        return 0;
+                if (*p == ',') {
+                        p++;
+                        continue;
+                }
+                p = coding_take(p, end, codings);
+                if (!p || (p < end && *p != ','))
+                        return -EBADMSG;
+        }
+}
+
+int http_request_chunked(const HttpRequest *req) {
+        Codings codings = { .n = 0 };
+        bool present = false;
+
+        for (size_t i = 0; i < req->n_headers; i++) {
+                if (!http_header_is(&req->headers[i], "Transfer-Encoding"))
+                        continue;
+                present = true;
+                if (codings_take(req->headers[i].value, &codings) < 0)
+                        return -EBADMSG;
+        }
+        if (!present)
+                return 0;
+        /* Without chunked last, the body's end cannot be found (RFC 9112
+         * §6.3): that MUST be a 400, before the SHOULD of a 501. */
+        if (codings.n == 0 || !codings.last_chunked)
+                return -EBADMSG;
+        /* Chunked only once (§6.1), and it defines no parameters (§7). */
+        if (codings.n_chunked > 1 || codings.chunked_params)
+                return -EBADMSG;
+        return codings.n > 1 ? -EOPNOTSUPP : 1;
+}
+
 int http_status_for_error(int error) {
         switch (error) {
         case -E2BIG:
                 return 431;
         case -EPROTONOSUPPORT:
                 return 505;
+        case -EOPNOTSUPP:
+                return 501;
         default:
                 return 400;
         }

@@ -104,8 +104,18 @@ typedef struct HttpHeadScan {
  * is over. Start each head from a zeroed HttpHeadScan. */
 ssize_t http_head_scan(HttpHeadScan *s, const char *buf, size_t len, size_t max_line);
 
-/* The status code a parse error maps to (400, 431, 505); 400 for anything
- * unexpected. */
+/* How Transfer-Encoding frames the request's body (RFC 9112 §6.1), all its
+ * Transfer-Encoding field lines read as one list (RFC 9110 §5.3), each
+ * element a token with optional ";name=value" parameters. Returns 0 when
+ * there is no such field, 1 when the body is chunked, or:
+ *   -EBADMSG     not a list of codings, no coding at all, chunked not last
+ *                (the body's end cannot be found, RFC 9112 §6.3), chunked
+ *                more than once, or chunked with parameters (400)
+ *   -EOPNOTSUPP  a coding before chunked, which we do not decode (501) */
+int http_request_chunked(const HttpRequest *req);
+
+/* The status code a parse error maps to (400, 431, 501, 505); 400 for
+ * anything unexpected. */
 int http_status_for_error(int error);
 
 /* The reason phrase for a status code, or NULL for an unknown code. */

@@ -610,6 +610,70 @@ def test_transfer_coding_other_than_final_chunked_400_and_close(ten, te):
         closes_after(c, r)
 
 
+# Transfer-Encoding field lines as sent, and the status: 200 for a chunked
+# body (read and skipped), otherwise the connection is closed after the
+# answer. RFC 9112 §6.1, §6.3 and §7; lists as in RFC 9110 §5.6.1.
+TRANSFER_CODINGS = {
+    "chunked": (["chunked"], 200),
+    "uppercase": (["CHUNKED"], 200),
+    "empty-elements": ([", chunked ,"], 200),
+    "empty-line-then-chunked": (["", "chunked"], 200),
+    "space-separated": (["foo chunked"], 400),
+    "unknown-before-chunked": (["cow, chunked"], 501),
+    "gzip-before-chunked": (["gzip, chunked"], 501),
+    "gzip-line-then-chunked-line": (["gzip", "chunked"], 501),
+    "parameter-before-chunked": (['x;a="b, c", chunked'], 501),
+    "chunked-not-last": (["chunked, gzip"], 400),
+    "chunked-line-then-gzip-line": (["chunked", "gzip"], 400),
+    "chunked-twice": (["chunked, chunked"], 400),
+    "chunked-line-twice": (["chunked", "chunked"], 400),
+    "chunked-with-parameter": (["chunked;a=b"], 400),
+    "empty-elements-only": ([", ,"], 400),
+    "empty": ([""], 400),
+    "quoted": (['"chunked"'], 400),
+    "bad-character": (["chunked/1"], 400),
+    "unfinished-parameter": (["x;a, chunked"], 400),
+}
+
+
+@pytest.mark.parametrize("version", ["HTTP/1.1", "HTTP/1.0"])
+@pytest.mark.parametrize("name", list(TRANSFER_CODINGS))
+def test_transfer_codings(ten, name, version):
+    """Transfer-Encoding is a list of tokens (all its field lines together):
+    chunked, last and once, is the only coding we decode; another before it
+    is 501; anything else (chunked not last or twice, chunked with
+    parameters, not a list of codings) is 400. A refused request ends the
+    connection: a request pipelined behind its body is never answered. In
+    HTTP/1.0 the same, and the connection ends even after a 200 (RFC 9112
+    §6.1: the framing is to be treated as faulty)."""
+    fields, expected = TRANSFER_CODINGS[name]
+    head = f"GET /ten.txt {version}\r\nHost: a\r\nConnection: keep-alive\r\n".encode()
+    head += b"".join(b"Transfer-Encoding: %s\r\n" % v.encode() for v in fields) + b"\r\n"
+    with Client.connect(ten.port) as c:
+        c.send(head + b"3\r\nabc\r\n0\r\n\r\n" + build_request("GET", "/ten.txt"))
+        r = c.read_response()
+        assert r.status == expected, r
+        if expected != 200:
+            closes_after(c, r)
+        elif version == "HTTP/1.0":
+            assert c.closed_by_server(HANG), "HTTP/1.0 request with Transfer-Encoding: connection kept open"
+        else:
+            assert r.body == TEN and c.read_response().body == TEN
+            c.no_stray_bytes(0.3)
+
+
+@pytest.mark.parametrize("te", ["chunked", "gzip, chunked", "foo chunked"])
+def test_transfer_encoding_with_content_length_400_and_close(ten, te):
+    """Both framings at once is refused as smuggling (RFC 9112 §6.3) before
+    the codings are looked at."""
+    with Client.connect(ten.port) as c:
+        c.send(build_request("GET", "/ten.txt", [("Transfer-Encoding", te), ("Content-Length", "5")]) +
+               b"0\r\n\r\n" + build_request("GET", "/ten.txt"))
+        r = c.read_response()
+        assert r.status == 400, r
+        closes_after(c, r)
+
+
 @pytest.mark.parametrize("lines", [b"\r\n", b"\n" * 8, b"\r\n\n" * 4], ids=["one", "eight-lf", "eight-mixed"])
 def test_empty_lines_before_a_request_line_are_ignored(ten, lines):
     """RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a

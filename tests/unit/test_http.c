@@ -400,6 +400,83 @@ static void test_head_scan(void **state) {
         }
 }
 
+/* ---- Transfer-Encoding ---- */
+
+typedef struct CodingCase {
+        const char *fields; /* header lines, each ending in CRLF */
+        int result;
+} CodingCase;
+
+#define TE "Transfer-Encoding: "
+
+static const CodingCase coding_cases[] = {
+        { "", 0 },
+        { "Transfer-Encodings: chunked\r\n", 0 },
+        { TE "chunked\r\n", 1 },
+        { TE "CHUNKED\r\n", 1 },
+        { "transfer-encoding: Chunked\r\n", 1 },
+        { TE ", chunked\r\n", 1 },
+        { TE "chunked ,\r\n", 1 },
+        { TE "chunked,,\t,\r\n", 1 },
+        { TE "\r\n" TE "chunked\r\n", 1 },
+        { TE "chunked\r\nX: y\r\n" TE "\r\n", 1 },
+        /* Something to decode before the chunks: not implemented (501). */
+        { TE "gzip, chunked\r\n", -EOPNOTSUPP },
+        { TE "cow, chunked\r\n", -EOPNOTSUPP },
+        { TE "gzip\r\n" TE "chunked\r\n", -EOPNOTSUPP },
+        { TE "identity, chunked\r\n", -EOPNOTSUPP },
+        { TE "gzip;level=1 , chunked\r\n", -EOPNOTSUPP },
+        { TE "x ; a = b ;c=d, chunked\r\n", -EOPNOTSUPP },
+        { TE "x;a=\"b, c\", chunked\r\n", -EOPNOTSUPP },
+        { TE "x;a=\"b\\\"c\\\\\", chunked\r\n", -EOPNOTSUPP },
+        { TE "x;a=\"\", chunked\r\n", -EOPNOTSUPP },
+        /* chunked not last: no way to find the end (400). */
+        { TE "gzip\r\n", -EBADMSG },
+        { TE "identity\r\n", -EBADMSG },
+        { TE "chunked, gzip\r\n", -EBADMSG },
+        { TE "chunked\r\n" TE "gzip\r\n", -EBADMSG },
+        { TE "chunkedx\r\n", -EBADMSG },
+        /* chunked twice, or with parameters (400). */
+        { TE "chunked, chunked\r\n", -EBADMSG },
+        { TE "chunked\r\n" TE "chunked\r\n", -EBADMSG },
+        { TE "gzip, chunked, chunked\r\n", -EBADMSG },
+        { TE "chunked;a=b\r\n", -EBADMSG },
+        { TE "chunked ; a=\"b\"\r\n", -EBADMSG },
+        /* Not a list of codings (400). */
+        { TE "\r\n", -EBADMSG },
+        { TE ",\r\n", -EBADMSG },
+        { TE ", ,\t,\r\n", -EBADMSG },
+        { TE "foo chunked\r\n", -EBADMSG },
+        { TE "chunked foo\r\n", -EBADMSG },
+        { TE "gzip chunked, chunked\r\n", -EBADMSG },
+        { TE "\"chunked\"\r\n", -EBADMSG },
+        { TE "chunked\"x\"\r\n", -EBADMSG },
+        { TE "chu/nked\r\n", -EBADMSG },
+        { TE "chunked;\r\n", -EBADMSG },
+        { TE "x;a, chunked\r\n", -EBADMSG },
+        { TE "x;=b, chunked\r\n", -EBADMSG },
+        { TE "x;a=, chunked\r\n", -EBADMSG },
+        { TE "x;a=b c, chunked\r\n", -EBADMSG },
+        { TE "x;a=\"b, chunked\r\n", -EBADMSG },
+        { TE "x;a=\"b\\\r\n" TE "chunked\r\n", -EBADMSG },
+        { TE "gzip, chunked\r\n" TE "foo bar\r\n", -EBADMSG },
+};
+
+static void test_request_chunked(void **state) {
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(coding_cases); i++) {
+                char buf[256];
+                HttpRequest req;
+                int n = snprintf(buf, sizeof(buf), "POST / HTTP/1.1\r\n%s\r\n", coding_cases[i].fields);
+                assert_true(n > 0 && (size_t) n < sizeof(buf));
+
+                print_message("coding: %s\n", coding_cases[i].fields);
+                assert_int_equal(http_parse_request(buf, (size_t) n, &req), n);
+                assert_int_equal(http_request_chunked(&req), coding_cases[i].result);
+        }
+        assert_int_equal(http_status_for_error(-EOPNOTSUPP), 501);
+}
+
 static void test_status_for_error(void **state) {
         (void) state;
         static const struct {
@@ -841,6 +918,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_too_many_fields),
                 cmocka_unit_test(test_parse_empty_lines_cap),
                 cmocka_unit_test(test_head_scan),
+                cmocka_unit_test(test_request_chunked),
                 cmocka_unit_test(test_status_for_error),
                 cmocka_unit_test(test_request_header),
                 cmocka_unit_test(test_status_reason),
