@@ -263,10 +263,14 @@ check-rpm: rpm
 # ---- fuzz ------------------------------------------------------------------
 # libFuzzer harnesses (tests/fuzz/README.md). `make fuzz` installs clang and
 # its fuzzer runtime, then runs each harness for FUZZ_SECONDS on a copy of its
-# seed corpus under build/fuzz/; a crash, leak, sanitizer report or timeout
-# fails it. Each harness links only the modules it tests.
+# corpus under build/fuzz/; a crash, leak, sanitizer report or timeout fails
+# it. With FUZZ_RUNS, each runs that many executions instead, FUZZ_SECONDS
+# being only a bound, and reaching fewer fails too. Each harness links only
+# the modules it tests. `make fuzz-merge` minimises tests/fuzz/corpus/ again,
+# taking in what the last runs found.
 
 FUZZ_SECONDS ?= 10
+FUZZ_RUNS ?=
 FUZZ_CC ?= clang
 FUZZ_BUILD ?= build/fuzz
 FUZZ_TARGETS := request path range config chunked
@@ -283,7 +287,7 @@ FUZZ_LIBS_config = $(shell pkg-config --libs inih)
 FUZZ_CFLAGS = -std=gnu17 $(WARNINGS) $(WERROR) -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags inih) \
 	-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 
-.PHONY: fuzz fuzz-deps fuzz-build fuzz-run
+.PHONY: fuzz fuzz-deps fuzz-build fuzz-run fuzz-merge
 
 fuzz-deps:
 	$(call install_missing,$(FUZZ_DEPS))
@@ -298,10 +302,25 @@ fuzz-build: $(FUZZ_BINS)
 fuzz-run: $(FUZZ_BINS)
 	@rm -f $(FUZZ_BUILD)/summary; status=0; \
 	for t in $(FUZZ_TARGETS); do \
-		sh tests/fuzz/run.sh $$t $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_SECONDS) $(FUZZ_BUILD) || status=1; \
+		sh tests/fuzz/run.sh $$t $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_RUNS) || status=1; \
 	done; \
-	echo "== fuzz summary ($(FUZZ_SECONDS) s per target)"; cat $(FUZZ_BUILD)/summary; \
+	echo "== fuzz summary ($(if $(FUZZ_RUNS),$(FUZZ_RUNS) runs within $(FUZZ_SECONDS) s,$(FUZZ_SECONDS) s) per target)"; \
+	cat $(FUZZ_BUILD)/summary; \
 	exit $$status
+
+# Keeps the smallest set of inputs that covers everything the repository's
+# corpus, the seeds and the last runs' corpora under build/fuzz/ cover
+# (libFuzzer -merge=1 into a fresh directory), and makes it the corpus.
+fuzz-merge: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		rm -rf $(FUZZ_BUILD)/merged/$$t; \
+		mkdir -p $(FUZZ_BUILD)/merged/$$t $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; \
+		$(FUZZ_BUILD)/fuzz_$$t -merge=1 $(FUZZ_BUILD)/merged/$$t tests/fuzz/seeds/$$t \
+			tests/fuzz/corpus/$$t $(FUZZ_BUILD)/corpus/$$t >$(FUZZ_BUILD)/merge-$$t.log 2>&1 \
+			|| { cat $(FUZZ_BUILD)/merge-$$t.log; exit 1; }; \
+		rm -rf tests/fuzz/corpus/$$t; cp -R $(FUZZ_BUILD)/merged/$$t tests/fuzz/corpus/$$t; \
+		echo "fuzz_$$t: corpus of $$(ls tests/fuzz/corpus/$$t | wc -l) inputs"; \
+	done
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_MODULES_$$*) tests/fuzz/fuzz.h $(wildcard src/*.h) \
 		| $(FUZZ_BUILD)
