@@ -83,6 +83,9 @@
 /* Idle connections looked at for one to end when at the limit; ones that
  * turn out to have a request waiting are left for their event. */
 #define ACCEPTOR_RECLAIM_TRIES 8
+/* A connection that has sent nothing yet may have its first request on the
+ * wire: it is only ended for a newcomer once it has been silent this long. */
+#define ACCEPTOR_SILENT_GRACE_USEC USEC_PER_SEC
 
 enum {
         SOURCE_LISTENER = 1,
@@ -143,6 +146,7 @@ struct Acceptor {
         ConnList lists[_LIST_MAX];
         unsigned n_listed[_LIST_MAX];
         unsigned n_conns; /* lingering ones included */
+        unsigned n_cut;   /* given up for a newcomer, closed by the next expiry */
 
         unsigned pending_stops; /* signals read, acted on after the event batch */
         bool pending_reload;
@@ -166,6 +170,9 @@ static void list_insert(Acceptor *a, int list, Conn *c, uint64_t deadline) {
         ConnList *l = &a->lists[list];
         Conn *after = l->tail;
 
+        /* Closing at the next expiry (deadline 0) goes to the front at once. */
+        if (l->head && deadline < l->head->deadline_usec)
+                after = NULL;
         while (after && after->deadline_usec > deadline)
                 after = after->prev;
 
@@ -233,22 +240,6 @@ static unsigned n_active(const Acceptor *a) {
 
 static unsigned connection_limit(const Acceptor *a) {
         return MIN(cfg(a)->max_connections, a->options.max_sockets);
-}
-
-/* Room for one more, counting connections we could end for it. */
-static bool may_accept(const Acceptor *a) {
-        bool idle = a->lists[LIST_IDLE].head;
-        bool slot = n_active(a) < connection_limit(a) || idle;
-        bool socket = a->n_conns < a->options.max_sockets || idle || a->lists[LIST_LINGER].head;
-        return slot && socket;
-}
-
-/* Resumes accepting once a pause has run out and there is room again. */
-static void maybe_resume_accepting(Acceptor *a, uint64_t now) {
-        if (a->listeners_armed || a->draining || now < a->resume_accept_usec)
-                return;
-        if (may_accept(a))
-                listeners_arm(a, true);
 }
 
 static void worker_job(void *userdata);
@@ -408,7 +399,8 @@ static bool accept_error_is_transient(int error) {
         return error == ECONNABORTED || error == EPROTO || error == EPERM || error == EINTR;
 }
 
-static void accept_one(Acceptor *a, int fd, uint64_t now) {
+/* Returns false when the connection could not be taken in (and is closed). */
+static bool accept_one(Acceptor *a, int fd, uint64_t now) {
         static const int one = 1;
 
         /* Responses go out as head plus sendfile with MSG_MORE in between, so
@@ -419,7 +411,7 @@ static void accept_one(Acceptor *a, int fd, uint64_t now) {
         if (!c) {
                 log_warning("Out of memory for a new connection, closing it.");
                 (void) close(fd);
-                return;
+                return false;
         }
         c->kind = SOURCE_CONN;
         c->owner = a;
@@ -428,23 +420,40 @@ static void accept_one(Acceptor *a, int fd, uint64_t now) {
         if (r < 0) {
                 log_warning_errno(r, "Failed to watch new connection, closing it: %m");
                 conn_free(c);
-                return;
+                return false;
         }
         a->n_conns++;
         list_insert(a, LIST_HEADER, c, now + cfg(a)->header_timeout_usec);
+        return true;
 }
 
-/* At the limit a new client is worth more than one idle in keep-alive, as
- * nginx also judges: the one idle longest is ended (cleanly, lingering,
- * so that a request crossing our FIN sees a close it may retry). Ones with
- * a request already waiting are not idle, whatever their list says. */
-static Conn *idle_victim(Acceptor *a) {
-        Conn *c = a->lists[LIST_IDLE].head;
+/* True for a connection that was accepted a while ago and has sent nothing
+ * since: it holds a slot as uselessly as an idle one. */
+static bool conn_is_silent(const Conn *c, uint64_t now) {
+        return c->n_requests == 0 && c->request_started_usec + ACCEPTOR_SILENT_GRACE_USEC <= now &&
+               conn_is_idle(c);
+}
+
+/* The first connection of a list, from its oldest, that may be ended for a
+ * newcomer. Ones with a request already waiting are not idle, whatever
+ * their list says. */
+static Conn *first_endable(Acceptor *a, int list, uint64_t now) {
+        Conn *c = a->lists[list].head;
 
         for (int i = 0; c && i < ACCEPTOR_RECLAIM_TRIES; i++, c = c->next)
-                if (conn_is_idle(c))
+                if (list == LIST_IDLE ? conn_is_idle(c) : conn_is_silent(c, now))
                         return c;
         return NULL;
+}
+
+/* At the limit a new client is worth more than a connection doing nothing,
+ * as nginx also judges: one that has been silent since it connected (a
+ * slot holder, first), else the one idle in keep-alive longest. It is ended
+ * cleanly, lingering, so a request crossing our FIN sees a close the
+ * client may retry. */
+static Conn *idle_victim(Acceptor *a, uint64_t now) {
+        Conn *c = first_endable(a, LIST_HEADER, now);
+        return c ? c : first_endable(a, LIST_IDLE, now);
 }
 
 /* Closed by the next expiry, after this event batch, which may still hold
@@ -452,54 +461,72 @@ static Conn *idle_victim(Acceptor *a) {
 static void linger_cut(Acceptor *a, Conn *c) {
         list_remove(a, c);
         list_insert(a, LIST_LINGER, c, 0);
+        a->n_cut++;
 }
 
-/* What accepting one more takes: an active slot (max_connections), which
- * an idle connection can give up, and a socket within the descriptor
- * limit, which a lingering connection (or an idle one) can give up by
- * closing at once. Returns false when it cannot be had. */
-static bool find_room(Acceptor *a, Conn **ret_idle, Conn **ret_socket) {
+typedef enum Room {
+        ROOM_NONE,  /* pause accepting until a connection closes */
+        ROOM_LATER, /* a socket given up closes after this batch: try then */
+        ROOM_FOUND,
+} Room;
+
+/* What accepting one more takes: an active slot (max_connections), which a
+ * connection doing nothing can give up, and a socket within the descriptor
+ * limit, which a lingering connection can give up by closing at once (or
+ * an idle one: lingering ones are the better loss, their answer is out).
+ * Only one socket is given up at a time, whatever the listeners. */
+static Room find_room(Acceptor *a, uint64_t now, Conn **ret_idle, Conn **ret_socket) {
         Conn *idle = NULL, *socket = NULL;
 
-        if (n_active(a) >= connection_limit(a) && !(idle = idle_victim(a)))
-                return false;
+        if (a->n_conns >= a->options.max_sockets && a->n_cut > 0)
+                return ROOM_LATER;
+        if (n_active(a) >= connection_limit(a) && !(idle = idle_victim(a, now)))
+                return ROOM_NONE;
         if (a->n_conns >= a->options.max_sockets) {
-                socket = a->lists[LIST_LINGER].head ? a->lists[LIST_LINGER].head : idle ? idle : idle_victim(a);
+                socket = a->lists[LIST_LINGER].head ? a->lists[LIST_LINGER].head : idle ? idle : idle_victim(a, now);
                 if (!socket)
-                        return false;
+                        return ROOM_NONE;
         }
         *ret_idle = idle;
         *ret_socket = socket;
-        return true;
+        return ROOM_FOUND;
 }
 
-/* Ends what find_room() chose, once there really is a client to take. */
+/* Ends what find_room() chose, once a client has really been taken in. */
 static void give_room(Acceptor *a, Conn *idle, Conn *socket, uint64_t now) {
         if (idle) {
-                log_debug("At the connection limit: ending the connection idle longest.");
+                log_debug("At the connection limit: ending a connection doing nothing.");
                 linger_begin(a, idle, now);
         }
         if (socket)
                 linger_cut(a, socket);
 }
 
+/* Resumes accepting once a pause has run out and there is room again. */
+static void maybe_resume_accepting(Acceptor *a, uint64_t now) {
+        if (a->listeners_armed || a->draining || now < a->resume_accept_usec)
+                return;
+        Conn *idle = NULL, *socket = NULL;
+        if (find_room(a, now, &idle, &socket) == ROOM_FOUND)
+                listeners_arm(a, true);
+}
+
 /* Accepts a batch from one listener. Returns false when the listener has
  * nothing more (or we must pause), true when it may have more. */
 static bool accept_batch(Acceptor *a, int listen_fd, uint64_t now) {
         for (int i = 0; i < ACCEPTOR_ACCEPT_BATCH; i++) {
-                Conn *idle, *socket;
-                if (!find_room(a, &idle, &socket)) {
+                Conn *idle = NULL, *socket = NULL;
+                Room room = find_room(a, now, &idle, &socket);
+                if (room == ROOM_LATER)
+                        return false; /* still armed: the next loop comes at once */
+                if (room == ROOM_NONE) {
                         listeners_arm(a, false);
                         return false;
                 }
                 int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd >= 0) {
-                        give_room(a, idle, socket, now);
-                        accept_one(a, fd, now);
-                        /* One socket over the limit at most, until the
-                         * expiry after this batch closes the one given up. */
-                        if (socket)
-                                return false;
+                        if (accept_one(a, fd, now))
+                                give_room(a, idle, socket, now);
                         continue;
                 }
                 if (errno == EAGAIN) {
@@ -803,6 +830,7 @@ static void expire(Acceptor *a, uint64_t now) {
         expire_idle(a, now);
         expire_list(a, LIST_WRITE, now, "send");
         expire_list(a, LIST_LINGER, now, "lingering close");
+        a->n_cut = 0; /* deadline 0: all closed just now */
         if (a->draining && !a->cutting)
                 end_idle(a, LIST_HEADER, now);
         if (a->draining && now >= a->drain_deadline_usec)

@@ -338,6 +338,7 @@ static int check_body(Conn *c, const HttpRequest *req) {
                 return 0;
         }
         c->body_limit = c->site->config.max_body_bytes;
+        c->discard_deadline_usec = 0; /* this body's bound, not the last one's */
         if (te) {
                 /* HTTP/1.0 has no chunked coding: the framing is suspect
                  * (RFC 9112 §6.1), so the connection ends after this. The

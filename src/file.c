@@ -144,8 +144,8 @@ static int walk_reopen(Walk *w) {
                 int next = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd != w->root_fd)
                         (void) safe_close(fd);
-                if (next < 0)
-                        return -EACCES;
+                if (next < 0) /* moved or replaced meanwhile, unless we ran out */
+                        return errno == EMFILE || errno == ENFILE ? -errno : -EACCES;
                 fd = next;
         }
         walk_set_dir(w, fd);

@@ -324,6 +324,8 @@ def test_max_connections_holds_the_next_client_in_the_backlog(make_daemon):
     d = make_daemon({"server": {"max_connections": 10}})
     body = write_file(d.root, "x", 700)
     idle = [socket.create_connection(("127.0.0.1", d.port), timeout=HANG) for _ in range(9)]
+    for s in idle:  # mid-request: neither idle nor silent ones would keep their slot
+        s.sendall(b"GET /x HTTP/1.1\r\n")
     tenth = Client.connect(d.port)
     eleventh = None
     try:

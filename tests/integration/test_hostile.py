@@ -404,11 +404,11 @@ def settle(d, baseline):
              f"the daemon to close its connections ({open_fds(d.proc.pid)} fds, idle {baseline})")
 
 
-def test_silent_connections_beyond_the_descriptor_cap_wait_quietly_and_recover(make_daemon):
-    """With 64 descriptors, 100 connections that never send a byte: the
-    daemon takes in only as many as it could serve files to (the rest wait
-    in the backlog), never runs out of descriptors, does not spin, says
-    nothing per connection, and serves everyone once they leave."""
+def test_slow_heads_beyond_the_descriptor_cap_wait_quietly_and_recover(make_daemon):
+    """With 64 descriptors, 100 connections each holding half a request
+    head: the daemon takes in only as many as it could serve files to (the
+    rest wait in the backlog), never runs out of descriptors, does not
+    spin, says nothing per connection, and serves everyone once they leave."""
     raise_nofile_limit()
     d = start_with_nofile(make_daemon({"server": {"workers": 2}}, start=False), NOFILE)
     (d.root / "index.html").write_bytes(INDEX)
@@ -419,6 +419,8 @@ def test_silent_connections_beyond_the_descriptor_cap_wait_quietly_and_recover(m
         settle(d, baseline)
         lines = len(d.output().splitlines())
         holders = [socket.create_connection(("127.0.0.1", d.port), timeout=HANG) for _ in range(100)]
+        for s in holders:
+            s.sendall(b"GET / HTTP/1.1\r\n")
         try:
             waiting = socket.create_connection(("127.0.0.1", d.port), timeout=HANG)
             holders.append(waiting)
@@ -433,7 +435,7 @@ def test_silent_connections_beyond_the_descriptor_cap_wait_quietly_and_recover(m
             assert d.output().splitlines()[lines:] == [], "the daemon logged at the descriptor cap"
             waiting.settimeout(0.5)
             with pytest.raises(socket.timeout):
-                waiting.recv(1)  # not served while the silent ones hold every slot
+                waiting.recv(1)  # not served while the slow ones hold every slot
             assert d.proc.poll() is None
         finally:
             for s in holders[:-1]:

@@ -7,13 +7,15 @@ connection limit stays within what the descriptor limit can serve.
 Timing bounds here are generous: each is far below what the attack used
 to cost and far above what the fixed daemon needs."""
 
+import os
+import re
 import resource
 import socket
 import subprocess
 import threading
 import time
 
-from conftest import BIN, HANG_BOUND, as_journal_stream
+from conftest import BIN, HANG_BOUND, as_journal_stream, free_port
 
 PAGE = b"<p>limits</p>\n"
 REQUEST = b"GET /page.html HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -223,7 +225,9 @@ def test_a_trickled_body_holds_a_slot_for_a_bounded_time(make_daemon):
 
 # --- the descriptor budget ---------------------------------------------------------
 
-def start_with_nofile(d, limit):
+def start_with_nofile(d, limit, extra_listen=None):
+    if extra_listen:
+        d.settings["server"]["listen"] = [d.settings["server"]["listen"], extra_listen]
     d.write_config()
     d.log = open(d.log_path, "wb")
     d.proc = subprocess.Popen(
@@ -303,3 +307,110 @@ def test_out_of_descriptors_for_files_is_a_503_to_retry_not_a_500(make_daemon):
             s.close()
     waited, answer = timed_get(d.port)
     assert answer == (200, PAGE)
+
+
+# --- who gives up a slot -----------------------------------------------------------
+
+def test_silent_slot_holders_are_ended_before_a_real_clients_keep_alive(make_daemon):
+    """Connections that never send a byte, at max_connections: a newcomer is
+    served by ending the oldest of them (once silent for a moment), not the
+    keep-alive connection of a client that is using it."""
+    d = make_daemon({"server": {"max_connections": 3, "workers": 2},
+                     "timeouts": {"keepalive": f"{KEEPALIVE}s", "header": f"{KEEPALIVE}s"}})
+    (d.root / "page.html").write_bytes(PAGE)
+    client = keep_alive_client(d.port)
+    silent = [socket.create_connection(("127.0.0.1", d.port), timeout=HANG_BOUND) for _ in range(2)]
+    try:
+        time.sleep(1.5)  # a connection only just opened may have its request on the way
+        waited, answer = timed_get(d.port)
+        print(f"\na newcomer with 2 silent connections and 1 keep-alive client at max_connections = 3: "
+              f"served after {waited:.2f}s")
+        assert answer == (200, PAGE)
+        assert waited < KEEPALIVE / 2, f"the newcomer waited {waited:.1f}s"
+        assert closed_cleanly(silent[0]), "the oldest silent connection was reset"
+        assert still_open(client), "the keep-alive client lost its connection to a slot holder"
+        client.sendall(REQUEST)
+        assert recv_response(client) == (200, PAGE)
+    finally:
+        for s in silent + [client]:
+            s.close()
+
+
+def test_the_socket_cap_holds_with_two_listeners(make_daemon):
+    """RLIMIT_NOFILE 40, listeners on two addresses, attackers on both
+    making lingering connections (a bad request, then holding on): the
+    sockets held stay within the cap, so files can still be opened."""
+    port2 = free_port()
+    d = start_with_nofile(make_daemon({"server": {"workers": 2}}, start=False), 40, extra_listen=f"127.0.0.1:{port2}")
+    (d.root / "page.html").write_bytes(PAGE)
+    cap = int(re.search(r"at most (\d+) connections", startup_line(d))[1])
+    stop, peak = threading.Event(), [0]
+
+    def attack(port):
+        held = []
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=1)
+                s.sendall(b"BAD\r\n\r\n")
+                held.append(s)
+            except OSError:
+                time.sleep(0.01)
+            if len(held) > 40:
+                held.pop(0).close()
+        for s in held:
+            s.close()
+
+    attackers = [threading.Thread(target=attack, args=(p,)) for p in (d.port, port2, d.port, port2)]
+    for t in attackers:
+        t.start()
+    statuses = []
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            peak[0] = max(peak[0], count_sockets(d.proc.pid))
+            time.sleep(0.02)
+        s = keep_alive_client_or_status(d.port, statuses)
+        if s:
+            s.close()
+    finally:
+        stop.set()
+        for t in attackers:
+            t.join(HANG_BOUND)
+    listeners, other = 2, 3  # besides clients: the listeners, and the journal and notify sockets at most
+    print(f"\ntwo listeners under attack, cap {cap}: at most {peak[0]} sockets held; a client got {statuses}")
+    assert peak[0] <= cap + 1 + listeners + other, f"{peak[0]} sockets held, cap {cap}"
+    assert "Too many open files" not in d.output(), d.output()
+
+
+def count_sockets(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return n
+
+
+def keep_alive_client_or_status(port, statuses):
+    s = socket.create_connection(("127.0.0.1", port), timeout=HANG_BOUND)
+    s.sendall(REQUEST)
+    statuses.append(recv_response(s)[0])
+    return s
+
+
+def test_a_pipelined_body_gets_its_own_bound(make_daemon):
+    """Two requests with bodies in one segment: the second body's bound runs
+    from when it began, not from the first one's."""
+    d = make_daemon({"timeouts": {"header": "3s"}})
+    (d.root / "page.html").write_bytes(PAGE)
+    with socket.create_connection(("127.0.0.1", d.port), timeout=HANG_BOUND) as s:
+        first = b"GET /page.html HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n"
+        s.sendall(first + b"x")
+        assert recv_response(s) == (200, PAGE)
+        time.sleep(2.0)  # most of the first body's 3 s
+        s.sendall(b"xxx" + first + b"x")
+        assert recv_response(s) == (200, PAGE)
+        time.sleep(1.5)  # past the first bound, within the second
+        s.sendall(b"xxx" + REQUEST)
+        assert recv_response(s) == (200, PAGE)
