@@ -139,7 +139,7 @@ static int walk_reopen(Walk *w) {
         char *save = NULL;
         char copy[PATH_MAX];
 
-        memcpy(copy, w->walked, sizeof(copy));
+        strcpy(copy, w->walked);
         for (char *name = strtok_r(copy, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
                 int next = openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd != w->root_fd)
@@ -256,13 +256,18 @@ static int walk_step(Walk *w, const char *name, bool more, int *ret_fd) {
 }
 
 static int look_up_with_walk(int root_fd, const char *relpath) {
-        Walk w = { .root_fd = root_fd, .dir_fd = root_fd };
+        /* Not zeroed whole: two PATH_MAX buffers per request cost more than
+         * the rest of the lookup. */
+        Walk w;
         char name[NAME_MAX + 1];
         bool more = false;
         int fd = -EBADF, r;
 
         if (strlen(relpath) >= sizeof(w.pending))
                 return -ENAMETOOLONG;
+        w.root_fd = w.dir_fd = root_fd;
+        w.n_symlinks = 0;
+        w.walked[0] = '\0';
         strcpy(w.pending, relpath);
         while ((r = walk_next_name(&w, name, &more)) > 0) {
                 r = walk_step(&w, name, more, &fd);
