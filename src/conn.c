@@ -186,6 +186,32 @@ static const char *cached_date(void) {
         return text;
 }
 
+static void head_put(Conn *c, const char *s, size_t n) {
+        size_t room = sizeof(c->head) - CONN_HEAD_RESERVE - c->head_len;
+
+        if (n >= room) {
+                c->head_overflow = true;
+                return;
+        }
+        memcpy(c->head + c->head_len, s, n);
+        c->head_len += n;
+}
+
+void conn_head_add(Conn *c, const char *s) {
+        head_put(c, s, strlen(s));
+}
+
+void conn_head_add_u64(Conn *c, uint64_t v) {
+        char digits[20];
+        size_t i = sizeof(digits);
+
+        do {
+                digits[--i] = (char) ('0' + v % 10);
+                v /= 10;
+        } while (v > 0);
+        head_put(c, digits + i, sizeof(digits) - i);
+}
+
 void conn_head_append(Conn *c, const char *format, ...) {
         va_list ap;
         size_t room = sizeof(c->head) - CONN_HEAD_RESERVE - c->head_len;
@@ -211,8 +237,13 @@ void conn_head_start(Conn *c, int status) {
         c->head_overflow = false;
         c->status = status;
         c->responding = true;
-        conn_head_append(c, "HTTP/1.1 %d %s\r\nServer: webpoold\r\nDate: %s\r\n",
-                         status, reason ? reason : "Unknown", cached_date());
+        conn_head_add(c, "HTTP/1.1 ");
+        conn_head_add_u64(c, (uint64_t) status);
+        conn_head_add(c, " ");
+        conn_head_add(c, reason ? reason : "Unknown");
+        conn_head_add(c, "\r\nServer: webpoold\r\nDate: ");
+        conn_head_add(c, cached_date());
+        conn_head_add(c, "\r\n");
         if (status >= 500)
                 atomic_fetch_add_explicit(&c->ctx->n_5xx, 1, memory_order_relaxed);
         else if (status >= 400)

@@ -148,6 +148,11 @@ ConnVerdict conn_run(Conn *c);
  * false and the caller answers 500 instead. */
 void conn_head_start(Conn *c, int status);
 void conn_head_append(Conn *c, const char *format, ...) _printf_(2, 3);
+
+/* Append a string as it is, and a number in decimal: what every response
+ * sends needs no printf, which costs more than the rest of the head. */
+void conn_head_add(Conn *c, const char *s);
+void conn_head_add_u64(Conn *c, uint64_t v);
 bool conn_head_finish(Conn *c);
 /* Appends a body part: bytes that outlive the response (static storage or
  * c->part_text), or a span of c->file_fd. Ignored for HEAD. */

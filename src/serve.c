@@ -320,12 +320,34 @@ static void choose_variant(Conn *c, const HttpRequest *req, const char *path, Re
                 (void) try_variant(c, path, ".br", "br", rep);
 }
 
+/* Lowercase hex without leading zeros, as "%" PRIx64 writes it. */
+static char *put_hex(char *out, uint64_t v) {
+        char digits[16];
+        size_t n = 0;
+
+        do {
+                digits[n++] = "0123456789abcdef"[v & 0xf];
+                v >>= 4;
+        } while (v > 0);
+        while (n > 0)
+                *out++ = digits[--n];
+        return out;
+}
+
+/* "MTIME_NS-SIZE" in hex, with -br or -gz for a variant; formatted by hand,
+ * being part of every response. */
 static void make_etag(Representation *rep) {
         uint64_t mtime_ns = (uint64_t) rep->st.st_mtim.tv_sec * 1000000000U + (uint64_t) rep->st.st_mtim.tv_nsec;
         const char *suffix = !rep->encoding ? "" : strcmp(rep->encoding, "br") == 0 ? "-br" : "-gz";
+        char *p = rep->etag;
 
-        snprintf(rep->etag, sizeof(rep->etag), "\"%" PRIx64 "-%" PRIx64 "%s\"", mtime_ns,
-                 (uint64_t) rep->st.st_size, suffix);
+        *p++ = '"';
+        p = put_hex(p, mtime_ns);
+        *p++ = '-';
+        p = put_hex(p, (uint64_t) rep->st.st_size);
+        p = stpcpy(p, suffix);
+        *p++ = '"';
+        *p = '\0';
 }
 
 /* What 200, 206 and 304 responses share (RFC 9110 §15.4.5). */
@@ -334,18 +356,31 @@ static void append_validators(Conn *c, const Representation *rep) {
         const Config *config = &c->site->config;
 
         http_format_date(rep->last_modified, last_modified);
-        conn_head_append(c, "Last-Modified: %s\r\nETag: %s\r\n", last_modified, rep->etag);
-        if (config->cache_max_age_sec >= 0)
-                conn_head_append(c, "Cache-Control: max-age=%" PRId64 "\r\n", config->cache_max_age_sec);
+        conn_head_add(c, "Last-Modified: ");
+        conn_head_add(c, last_modified);
+        conn_head_add(c, "\r\nETag: ");
+        conn_head_add(c, rep->etag);
+        conn_head_add(c, "\r\n");
+        if (config->cache_max_age_sec >= 0) {
+                conn_head_add(c, "Cache-Control: max-age=");
+                conn_head_add_u64(c, (uint64_t) config->cache_max_age_sec);
+                conn_head_add(c, "\r\n");
+        }
         if (config->precompressed)
-                conn_head_append(c, SERVE_VARY);
+                conn_head_add(c, SERVE_VARY);
 }
 
 static void append_entity(Conn *c, const Representation *rep, uint64_t length) {
-        conn_head_append(c, "Content-Type: %s\r\nContent-Length: %" PRIu64 "\r\nAccept-Ranges: bytes\r\n",
-                         rep->content_type, length);
-        if (rep->encoding)
-                conn_head_append(c, "Content-Encoding: %s\r\n", rep->encoding);
+        conn_head_add(c, "Content-Type: ");
+        conn_head_add(c, rep->content_type);
+        conn_head_add(c, "\r\nContent-Length: ");
+        conn_head_add_u64(c, length);
+        conn_head_add(c, "\r\nAccept-Ranges: bytes\r\n");
+        if (rep->encoding) {
+                conn_head_add(c, "Content-Encoding: ");
+                conn_head_add(c, rep->encoding);
+                conn_head_add(c, "\r\n");
+        }
         append_validators(c, rep);
 }
 
