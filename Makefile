@@ -45,6 +45,7 @@ UNIT_BINS := $(UNIT_TESTS:%=$(BUILD)/tests/test_%)
 UNIT_EXTRA_config := $(BUILD)/log.o
 UNIT_EXTRA_range := $(BUILD)/http.o
 UNIT_EXTRA_precondition := $(BUILD)/http.o
+UNIT_EXTRA_file := $(BUILD)/util.o
 UNIT_EXTRA_serve := $(BUILD)/conn.o $(BUILD)/http.o $(BUILD)/file.o $(BUILD)/mime.o $(BUILD)/range.o \
 	$(BUILD)/precondition.o $(BUILD)/site.o $(BUILD)/config.o $(BUILD)/log.o $(BUILD)/util.o $(BUILD)/accesslog.o
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "util.h"
 
 /* Both resolvers only look a path up: an O_PATH descriptor names the inode
  * without opening it, so no FIFO's writer is let through and no driver's
@@ -288,14 +289,14 @@ static int look_up_with_walk(int root_fd, const char *relpath) {
  * (by a FIFO, say) is not what gets opened. Returns the fd and fills *ret_st,
  * or -errno; -ENOSYS where /proc is not mounted. */
 static int reopen_for_reading(int path_fd, const struct stat *looked_up, struct stat *ret_st) {
-        char link[32];
+        char link[PROC_FD_PATH_MAX];
         struct stat st;
         _cleanup_close_ int fd = -EBADF;
 
         if (S_ISDIR(looked_up->st_mode))
                 fd = openat(path_fd, ".", FILE_OPEN_FLAGS | O_DIRECTORY);
         else {
-                (void) snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
+                proc_fd_path(link, path_fd);
                 fd = open(link, FILE_OPEN_FLAGS);
                 if (fd < 0 && errno == ENOENT) /* the fd exists: /proc does not */
                         return -ENOSYS;
@@ -333,7 +334,7 @@ int file_open_beneath(int root_fd, const char *path, struct stat *ret_st) {
 }
 
 int file_probe_reopen(int root_fd) {
-        char link[32];
+        char link[PROC_FD_PATH_MAX];
 
         (void) snprintf(link, sizeof(link), "/proc/self/fd/%d", root_fd);
         _cleanup_close_ int fd = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "precondition.h"
 #include "range.h"
+#include "util.h"
 
 #define SERVE_MAX_PATH 4096
 #define SERVE_MAX_LOCATION 1024 /* longer redirects get 414 */
@@ -288,7 +289,7 @@ static bool try_variant(Conn *c, const char *path, const char *suffix, const cha
         char name[SERVE_MAX_PATH + 8];
         struct stat st;
 
-        if ((size_t) snprintf(name, sizeof(name), "%s%s", path, suffix) >= sizeof(name))
+        if (str_join(name, sizeof(name), path, suffix) < 0)
                 return false;
         int fd = file_open_beneath(c->site->root_fd, name, &st);
         if (fd < 0)
@@ -555,7 +556,7 @@ static void serve_directory(Conn *c, const HttpRequest *req, const char *dir_pat
         char path[SERVE_MAX_PATH + 300];
         struct stat st;
 
-        if ((size_t) snprintf(path, sizeof(path), "%s%s", dir_path, c->site->config.index) >= sizeof(path))
+        if (str_join(path, sizeof(path), dir_path, c->site->config.index) < 0)
                 return serve_error(c, 414);
         int fd = file_open_beneath(c->site->root_fd, path, &st);
         if (fd == -ENOENT)
