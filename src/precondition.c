@@ -124,11 +124,11 @@ static int etag_list_match(Slice list, const EntityTag *current, bool weak) {
 static int etag_field_match(const HttpRequest *req, const char *name, const Validators *v, bool weak) {
         size_t count;
         EntityTag current;
-        bool have_current = etag_parse(v->etag, &current) >= 0;
         bool match = false;
 
         if (!http_request_header(req, name, &count))
                 return -ENOENT;
+        bool have_current = etag_parse(v->etag, &current) >= 0;
         for (size_t i = 0; i < req->n_headers; i++) {
                 const HttpHeader *h = &req->headers[i];
                 if (!name_is(h->name, name))
