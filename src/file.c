@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -290,7 +292,6 @@ static int look_up_with_walk(int root_fd, const char *relpath) {
  * or -errno; -ENOSYS where /proc is not mounted. */
 static int reopen_for_reading(int path_fd, const struct stat *looked_up, struct stat *ret_st) {
         char link[PROC_FD_PATH_MAX];
-        struct stat st;
         _cleanup_close_ int fd = -EBADF;
 
         if (S_ISDIR(looked_up->st_mode))
@@ -303,13 +304,9 @@ static int reopen_for_reading(int path_fd, const struct stat *looked_up, struct 
         }
         if (fd < 0)
                 return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        /* The same inode by construction, unless what is on /proc is not procfs. */
-        if (st.st_dev != looked_up->st_dev || st.st_ino != looked_up->st_ino ||
-            (st.st_mode & S_IFMT) != (looked_up->st_mode & S_IFMT))
-                return -EACCES;
-        *ret_st = st;
+        /* The same inode by construction (file_probe_reopen() made sure
+         * /proc is procfs), so what was looked at describes it: no fstat. */
+        *ret_st = *looked_up;
         return TAKE_FD(fd);
 }
 
@@ -335,11 +332,23 @@ int file_open_beneath(int root_fd, const char *path, struct stat *ret_st) {
 
 int file_probe_reopen(int root_fd) {
         char link[PROC_FD_PATH_MAX];
+        struct statfs fs;
+        struct stat reopened, root;
 
-        (void) snprintf(link, sizeof(link), "/proc/self/fd/%d", root_fd);
+        /* Serving relies on a reopen through /proc yielding the very inode,
+         * without checking each time: so /proc must be procfs. */
+        if (statfs("/proc/self/fd", &fs) < 0)
+                return errno == ENOENT ? -ENOSYS : -errno;
+        if (fs.f_type != PROC_SUPER_MAGIC)
+                return -ENOSYS;
+        proc_fd_path(link, root_fd);
         _cleanup_close_ int fd = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? -ENOSYS : -errno;
+        if (fstat(fd, &reopened) < 0 || fstat(root_fd, &root) < 0)
+                return -errno;
+        if (reopened.st_dev != root.st_dev || reopened.st_ino != root.st_ino)
+                return -ENOSYS;
         return 0;
 }
 

@@ -49,7 +49,8 @@ FileResolver file_get_resolver(void);
 const char *file_resolver_to_string(FileResolver resolver);
 
 /* Checks that files can be opened here the way file_open_beneath() opens
- * them. Returns 0, or -ENOSYS where /proc is not mounted. */
+ * them: through /proc/self/fd, which must be procfs. Returns 0, or -ENOSYS
+ * where /proc is not mounted (or is something else). */
 int file_probe_reopen(int root_fd);
 
 /* Opens path (absolute, normalized: "/a/b", "/") beneath root_fd for
