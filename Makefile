@@ -74,7 +74,8 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/%.o $$(UNIT_EXTRA_$$*) | $(B
 		-lcmocka $(PKG_LIBS) -lpthread
 
 # Debian package names; nothing else is fetched. Missing ones are installed
-# (as root, or through sudo) so a fresh machine needs no manual step.
+# (as root, or through sudo) so a fresh machine needs no manual step. An
+# optional second argument is a command that apt-get install runs under.
 define install_missing
 	@if command -v dpkg-query >/dev/null 2>&1; then \
 		missing=$$(for p in $(1); do \
@@ -84,7 +85,7 @@ define install_missing
 			echo "Installing missing packages:" $$missing; \
 			sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 			$$sudo apt-get update -q && \
-			DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+			DEBIAN_FRONTEND=noninteractive $$sudo $(2) apt-get install -y -q --no-install-recommends $$missing; \
 		fi; \
 	else \
 		echo "Not a Debian system: make sure these are installed: $(1)"; \
@@ -352,3 +353,35 @@ check-e2e: e2e-deps deb
 	$(PYTHON) tests/e2e/run.py --deb $(DEB_FILE) --binary $(DEB_TREE)/build/webpoold \
 		$(if $(E2E_ONLY),--only $(E2E_ONLY))
 # ---- end of e2e ------------------------------------------------------------
+
+# ---- bench -----------------------------------------------------------------
+# `make bench` (tests/bench/README.md): webpoold side by side with nginx,
+# lighttpd, H2O, Apache httpd and Caddy, and a fixed-response responder as
+# the limit line, over loopback; it prints a Markdown table and writes it
+# with a chart to $(BENCH_BUILD)/. Figures only: it fails when a server
+# cannot start or serves wrong bytes, never on speed. Needs root (it
+# installs the servers, without letting them start as services). Not part
+# of `make check`. BENCH_QUICK=1 is a smoke run of about a minute.
+
+BENCH_DEPS := $(BUILD_DEPS) python3 curl wrk nginx-light lighttpd h2o apache2 caddy gnuplot-nox
+BENCH_BUILD ?= $(BUILD)/bench
+
+.PHONY: bench bench-deps bench-run
+
+bench-deps:
+	$(call install_missing,$(BENCH_DEPS),sh tests/bench/no-autostart.sh)
+
+# A second make, so pkg-config and the libraries are only looked for once installed.
+bench: bench-deps
+	$(MAKE) bench-run
+
+bench-run: all $(BENCH_BUILD)/responder
+	$(PYTHON) tests/bench/bench.py --webpoold $(BUILD)/webpoold --responder $(BENCH_BUILD)/responder \
+		--out $(BENCH_BUILD)
+
+$(BENCH_BUILD)/responder: tests/bench/responder.c | $(BENCH_BUILD)
+	$(CC) -std=gnu17 $(WARNINGS) $(WERROR) -D_GNU_SOURCE -O2 $(LDFLAGS) -o $@ $< -lpthread
+
+$(BENCH_BUILD):
+	mkdir -p $@
+# ---- end of bench ----------------------------------------------------------
