@@ -208,6 +208,7 @@ http {{
 
 
 def conf_lighttpd(_s, d, root, port):
+    # It refuses more connections than half its descriptors, and says so.
     (d / "lighttpd.conf").write_text(f"""\
 server.document-root = "{root}"
 server.bind = "127.0.0.1"
@@ -217,7 +218,7 @@ server.network-backend = "sendfile"
 server.max-keep-alive-requests = 65535
 server.max-keep-alive-idle = {KEEPALIVE_SECONDS}
 server.max-fds = {nofile()}
-server.max-connections = {MAX_CONNECTIONS}
+server.max-connections = {min(MAX_CONNECTIONS, nofile() // 2)}
 server.listen-backlog = {LISTEN_BACKLOG}
 mimetype.assign = ( ".html" => "text/html", ".bin" => "application/octet-stream" )
 """)
@@ -508,7 +509,6 @@ class Running:
     proc: subprocess.Popen
     port: int
     dir: Path
-    log: Path
     notify: socket.socket      # kept open while it runs: some say STOPPING=1
     exec_ms: float = None      # exec to READY=1
     answer_ms: float = None    # exec to the first 200
@@ -553,16 +553,15 @@ class Runner:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("NOTIFY_SOCKET", "LISTEN_", "WATCHDOG_"))}
         env.update(extra, NOTIFY_SOCKET=str(notify_path))
-        log = d / "output"
         r = None
         try:
-            with open(log, "wb") as out, Signals.held():
+            with open(d / "output", "wb") as out, Signals.held():
                 t0 = time.monotonic()
                 # Its own session: a Ctrl-C reaches us, not the server, and
                 # we stop it; its process group holds all its processes.
                 proc = subprocess.Popen(argv, env=env, cwd=d, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-                self.current = r = Running(server, proc, port, d, log, ns)
+                self.current = r = Running(server, proc, port, d, ns)
             self._wait_ready(r, t0)
             return r
         except StartFailed:
@@ -827,14 +826,15 @@ class Bench:
         self.res.add("answer", name, r.answer_ms)
         return r
 
-    def stop(self, name, record):
+    def stop(self, name, record, what):
         r = self.runner.current
         took = self.runner.stop()
         code = r.proc.returncode if r else 0
         if record:
             self.res.add("stop", name, took)
         if code not in (0, None) and took is not None:
-            self.res.notes.append(f"{name} exited with status {code} after SIGTERM")
+            self.res.notes.append(f"{name} exited with status {code} after SIGTERM, after {what}: "
+                                  + " / ".join(tail(r.dir, 2).splitlines()))
 
     def check_all(self):
         for name in self.s.servers:
@@ -846,7 +846,7 @@ class Bench:
             if r is None:
                 continue
             wrong = verify(self.runner, r, self.root)
-            self.stop(name, record=True)
+            self.stop(name, record=True, what="the check")
             if wrong:
                 self.res.failed[name] = f"served wrong bytes: {wrong}"
             else:
@@ -867,7 +867,7 @@ class Bench:
         got, text = self.wrk.run(r.port, sc, self.s.seconds)
         cpu1 = group_cpu_ticks(r.pgid)
         alive = r.proc.poll() is None
-        self.stop(name, record=True)
+        self.stop(name, record=True, what=sc.key)
         if not alive:
             self.res.failed[name] = f"died during {sc.key}:\n{tail(r.dir)}"
             return
@@ -895,7 +895,7 @@ class Bench:
         note(f"rep {rep}: {name}: {self.s.idle} idle connections")
         per, n_open, why = idle_memory(r, self.s.idle, PAGE)
         alive = r.proc.poll() is None
-        self.stop(name, record=False)
+        self.stop(name, record=False, what="idle connections")
         if not alive:
             self.res.failed[name] = f"died holding idle connections:\n{tail(r.dir)}"
             return
