@@ -291,8 +291,11 @@ class TinyServer:
             buf = b""
             while b"\r\n\r\n" not in buf:
                 buf += s.recv(4096)
-            s.sendall(self.RESPONSE)
+            # Listed before answering: the client may call stop() as soon
+            # as it has the answer, and a connection stop() missed would
+            # never end.
             self.conns.append(s)
+            s.sendall(self.RESPONSE)
 
     def stop(self):
         for s in self.conns:
